@@ -1,0 +1,43 @@
+# The README's contract: `make demo` runs the main job, `make test` runs every test.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+TRACEFS := /sys/kernel/tracing
+
+.PHONY: demo test bpf bpf-check bench venv tracefs clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+tracefs:
+	@[ -e $(TRACEFS)/events/syscalls ] || mount -t tracefs nodev $(TRACEFS)
+
+demo: venv tracefs
+	$(PY) scripts/demo.py
+
+test: venv tracefs
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bpf:
+	$(MAKE) -C bpf
+
+# Rebuild the object from source in a scratch copy and compare with the committed one.
+bpf-check:
+	rm -rf /tmp/bindtrace-bpf-check && mkdir -p /tmp/bindtrace-bpf-check
+	cp bpf/bind.bpf.c bpf/bind.h bpf/core_types.h bpf/Makefile bpf/embed.py /tmp/bindtrace-bpf-check/
+	cd /tmp/bindtrace-bpf-check && $(MAKE) -s bind.bpf.o
+	cmp bpf/bind.bpf.o /tmp/bindtrace-bpf-check/bind.bpf.o
+	$(PY) -c "import hashlib,sys; sys.path.insert(0,'collection/ansible_collections/fleetaudit/bindtrace/plugins/module_utils'); \
+	from bindtrace import bpf_object as b; d=open('bpf/bind.bpf.o','rb').read(); \
+	assert b.object_bytes()==d, 'bpf_object.py is stale: run make bpf'; print('bpf object matches its source')"
+
+bench: venv tracefs
+	$(PY) tests/bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

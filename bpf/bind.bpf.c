@@ -1,0 +1,271 @@
+// SPDX-License-Identifier: GPL-2.0
+/* bindtrace kernel side: syscall tracepoints on bind(2).
+ * Entry remembers (fd, sockaddr pointer, addrlen) per thread; exit reads the
+ * requested sockaddr from user memory and the bound state from the socket
+ * (task -> files -> fd -> socket -> sock, CO-RE), then either emits an event
+ * (ring buffer) or counts it in the summary hash. */
+#include "core_types.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "bind.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+
+/* inet_flags bit numbers (include/net/inet_sock.h, 6.6+) */
+#define INET_FLAGS_FREEBIND 11
+#define INET_FLAGS_TRANSPARENT 15
+#define INET_FLAGS_BIND_ADDRESS_NO_PORT 18
+
+const volatile struct bind_config cfg = {};
+
+struct inflight {
+	__u64 uaddr;
+	__u32 fd;
+	__u32 addrlen;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 10240);
+	__type(key, __u32);
+	__type(value, struct inflight);
+} inflight SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct bind_key);
+	__type(value, struct bind_stats);
+} summary SEC(".maps");
+
+/* bitmap of ports to keep: 1024 x 64 bits */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u64);
+} ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+/* scratch space: bind_key is too large to build on the 512-byte stack twice */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct bind_event);
+} scratch SEC(".maps");
+
+static __always_inline void stat_inc(__u32 slot)
+{
+	__u64 *v = bpf_map_lookup_elem(&stats, &slot);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline bool port_wanted(__u16 port)
+{
+	__u32 idx = port >> 6;
+	__u64 *word = bpf_map_lookup_elem(&ports, &idx);
+	return word && (*word & (1ULL << (port & 63)));
+}
+
+static __always_inline bool comm_matches(const char *comm)
+{
+#pragma unroll
+	for (int i = 0; i < TASK_COMM_LEN; i++) {
+		if (comm[i] != cfg.comm[i])
+			return false;
+		if (comm[i] == 0)
+			return true;
+	}
+	return true;
+}
+
+SEC("tracepoint/syscalls/sys_enter_bind")
+int bind_enter(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)pid_tgid;
+
+	if (cfg.filter_pid && (pid_tgid >> 32) != cfg.pid)
+		return 0;
+	if (cfg.filter_uid && (__u32)bpf_get_current_uid_gid() != cfg.uid)
+		return 0;
+	if (cfg.filter_comm) {
+		char comm[TASK_COMM_LEN];
+		bpf_get_current_comm(comm, sizeof(comm));
+		if (!comm_matches(comm))
+			return 0;
+	}
+	struct inflight in = {
+		.uaddr = ctx->args[1],
+		.fd = (__u32)ctx->args[0],
+		.addrlen = (__u32)ctx->args[2],
+	};
+	if (bpf_map_update_elem(&inflight, &tid, &in, BPF_ANY))
+		stat_inc(STAT_INFLIGHT_FULL);
+	return 0;
+}
+
+static __always_inline struct sock *fd_to_sock(struct task_struct *task, __u32 fd)
+{
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *file = 0;
+	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
+	if (!file)
+		return 0;
+	struct socket *sock = BPF_CORE_READ(file, private_data);
+	/* private_data of a non-socket file is something else: a socket points back */
+	if (!sock || BPF_CORE_READ(sock, file) != file)
+		return 0;
+	return BPF_CORE_READ(sock, sk);
+}
+
+static __always_inline __u8 read_opts(struct sock *sk)
+{
+	__u8 opts = 0;
+	struct inet_sock *inet = (struct inet_sock *)sk;
+
+	if (bpf_core_field_exists(inet->inet_flags)) {
+		unsigned long flags = BPF_CORE_READ(inet, inet_flags);
+		if (flags & (1UL << INET_FLAGS_FREEBIND))
+			opts |= OPT_FREEBIND;
+		if (flags & (1UL << INET_FLAGS_TRANSPARENT))
+			opts |= OPT_TRANSPARENT;
+		if (flags & (1UL << INET_FLAGS_BIND_ADDRESS_NO_PORT))
+			opts |= OPT_NO_PORT;
+	} else {
+		struct inet_sock___o *old = (void *)sk;
+		if (BPF_CORE_READ_BITFIELD_PROBED(old, freebind))
+			opts |= OPT_FREEBIND;
+		if (BPF_CORE_READ_BITFIELD_PROBED(old, transparent))
+			opts |= OPT_TRANSPARENT;
+		if (BPF_CORE_READ_BITFIELD_PROBED(old, bind_address_no_port))
+			opts |= OPT_NO_PORT;
+	}
+	if (BPF_CORE_READ_BITFIELD_PROBED(&sk->__sk_common, skc_reuse))
+		opts |= OPT_REUSEADDR;
+	if (BPF_CORE_READ_BITFIELD_PROBED(&sk->__sk_common, skc_reuseport))
+		opts |= OPT_REUSEPORT;
+	return opts;
+}
+
+SEC("tracepoint/syscalls/sys_exit_bind")
+int bind_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)pid_tgid;
+	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
+	if (!in)
+		return 0;
+	struct inflight call = *in;
+	bpf_map_delete_elem(&inflight, &tid);
+
+	__s32 ret = (__s32)ctx->ret;
+	if (cfg.ignore_errors && ret != 0)
+		return 0;
+
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct sock *sk = fd_to_sock(task, call.fd);
+	if (!sk)
+		return 0;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return 0; /* unix, netlink, packet...: not a network bind */
+
+	__u32 zero = 0;
+	struct bind_event *e = bpf_map_lookup_elem(&scratch, &zero);
+	if (!e)
+		return 0;
+	struct bind_key *k = &e->key;
+	__builtin_memset(k, 0, sizeof(*k));
+
+	k->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	if (cfg.filter_netns && k->netns != cfg.netns)
+		return 0;
+
+	k->port = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	/* the requested sockaddr, as the caller passed it */
+	__u16 req_family = 0;
+	if (call.addrlen >= 4) {
+		bpf_probe_read_user(&req_family, 2, (void *)call.uaddr);
+		__be16 rport = 0;
+		bpf_probe_read_user(&rport, 2, (void *)(call.uaddr + 2));
+		k->req_port = bpf_ntohs(rport);
+		if (req_family == AF_INET6 && call.addrlen >= 24)
+			bpf_probe_read_user(k->req_addr, 16, (void *)(call.uaddr + 8));
+		else if (req_family == AF_INET && call.addrlen >= 8)
+			bpf_probe_read_user(k->req_addr, 4, (void *)(call.uaddr + 4));
+	}
+	if (cfg.filter_ports && !port_wanted(k->port) && !port_wanted(k->req_port))
+		return 0;
+
+	if (family == AF_INET) {
+		k->family = 4;
+		__be32 a = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__builtin_memcpy(k->addr, &a, 4);
+	} else {
+		k->family = 6;
+		BPF_CORE_READ_INTO(k->addr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+	}
+	k->proto = BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol);
+	k->opts = read_opts(sk);
+	k->bound_dev_if = BPF_CORE_READ(sk, __sk_common.skc_bound_dev_if);
+	k->ret = ret;
+	k->pid = pid_tgid >> 32;
+	k->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	__u64 ugid = bpf_get_current_uid_gid();
+	k->uid = (__u32)ugid;
+	k->gid = ugid >> 32;
+	k->mntns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+	k->cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(k->comm, sizeof(k->comm));
+
+	__u64 now = bpf_ktime_get_boot_ns();
+	stat_inc(STAT_SEEN);
+
+	if (cfg.mode == MODE_SUMMARY) {
+		struct bind_stats *st = bpf_map_lookup_elem(&summary, k);
+		if (st) {
+			__sync_fetch_and_add(&st->count, 1);
+			st->last_ts = now;
+			return 0;
+		}
+		struct bind_stats init = { .count = 1, .first_ts = now, .last_ts = now };
+		if (bpf_map_update_elem(&summary, k, &init, BPF_NOEXIST) == 0)
+			return 0;
+		/* another CPU inserted the same key meanwhile, or the map is full */
+		st = bpf_map_lookup_elem(&summary, k);
+		if (st) {
+			__sync_fetch_and_add(&st->count, 1);
+			st->last_ts = now;
+		} else {
+			stat_inc(STAT_SUMMARY_FULL);
+		}
+		return 0;
+	}
+
+	e->ts = now;
+	e->tid = tid;
+	if (bpf_ringbuf_output(&events, e, sizeof(*e), 0))
+		stat_inc(STAT_LOST);
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";
