@@ -222,7 +222,7 @@ int bind_exit(struct trace_event_raw_sys_exit *ctx)
 		__builtin_memcpy(k->addr, &a, 4);
 	} else {
 		k->family = 6;
-		BPF_CORE_READ_INTO(k->addr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		bpf_core_read(k->addr, sizeof(k->addr), &sk->__sk_common.skc_v6_rcv_saddr);
 	}
 	k->proto = BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol);
 	k->opts = read_opts(sk);

@@ -1,0 +1,205 @@
+"""The core backend: the committed CO-RE object loaded through libbpf.so.1.
+
+Lifecycle: open -> write config into .rodata -> size maps -> load -> fill the
+ports bitmap -> attach. Every failure closes what was opened, so nothing stays
+loaded in the kernel; everything is owned by this process's fds, so even a
+SIGKILL releases it."""
+import ctypes
+import errno
+import struct
+
+from . import BindtraceError
+from . import bpf_object
+from . import libbpf
+from .events import EVENT_FMT, KEY_FMT, STATS_FMT
+
+CONFIG_FMT = struct.Struct("<10I16s")  # struct bind_config of bpf/bind.h
+STAT_LOST, STAT_SUMMARY_FULL, STAT_INFLIGHT_FULL, STAT_SEEN = range(4)
+MODE_EVENTS, MODE_SUMMARY = 0, 1
+PROGRAMS = (b"bind_enter", b"bind_exit")
+LOG_SIZE = 1 << 20
+
+
+def pack_config(cfg, netns_inode):
+    comm = (cfg.comm or "").encode("utf-8")[:15]
+    return CONFIG_FMT.pack(
+        MODE_SUMMARY if cfg.mode == "summary" else MODE_EVENTS,
+        1 if cfg.ignore_errors else 0,
+        1 if cfg.pid else 0, cfg.pid or 0,
+        1 if cfg.uid is not None else 0, cfg.uid or 0,
+        1 if netns_inode else 0, netns_inode or 0,
+        1 if cfg.ports else 0,
+        1 if cfg.comm else 0, comm)
+
+
+def ports_bitmap(ranges):
+    words = {}
+    for lo, hi in ranges:
+        for port in range(lo, hi + 1):
+            words[port >> 6] = words.get(port >> 6, 0) | (1 << (port & 63))
+    return words
+
+
+class CoreBackend(object):
+    name = "core"
+    missing_fields = ()
+
+    def __init__(self, cfg, netns_inode=None):
+        self.lib = libbpf.load_library()
+        self.obj = None
+        self.links = []
+        self.rb = None
+        self._pending = []
+        self._cb = None
+        self.ncpu = self.lib.libbpf_num_possible_cpus()
+        try:
+            self._open_and_load(cfg, netns_inode)
+            self._attach()
+            if cfg.mode == "events":
+                self._open_ringbuf()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- set-up ---------------------------------------------------------------
+    def _map(self, name):
+        m = self.lib.bpf_object__find_map_by_name(self.obj, name.encode())
+        if not m:
+            raise BindtraceError("internal: map %s missing from the BPF object" % name)
+        return m
+
+    def _open_and_load(self, cfg, netns_inode):
+        from .preflight import btf_path
+        data = bpf_object.object_bytes()
+        self._buf = ctypes.create_string_buffer(data, len(data))
+        self._log = ctypes.create_string_buffer(LOG_SIZE)
+        opts = libbpf.OpenOpts()
+        opts.sz = ctypes.sizeof(opts)
+        opts.object_name = b"bindtrace"
+        opts.btf_custom_path = btf_path().encode()
+        opts.kernel_log_buf = ctypes.cast(self._log, ctypes.c_char_p)
+        opts.kernel_log_size = LOG_SIZE
+        opts.kernel_log_level = 0
+        self.obj = self.lib.bpf_object__open_mem(self._buf, len(data), ctypes.byref(opts))
+        if not self.obj:
+            err = libbpf.last_errno()
+            raise BindtraceError("cannot open the BPF object: %s; the host needs libbpf >= 1.0 "
+                                 "and kernel BTF at %s" % (libbpf.errno_text(err), btf_path()))
+        self._write_rodata(pack_config(cfg, netns_inode))
+        if self.lib.bpf_map__set_max_entries(self._map("events"), cfg.ringbuf_bytes) or \
+                self.lib.bpf_map__set_max_entries(self._map("summary"), cfg.summary_entries):
+            raise BindtraceError("internal: cannot size the BPF maps")
+        err = self.lib.bpf_object__load(self.obj)
+        if err:
+            log = self._log.value.decode("utf-8", "replace").strip().splitlines()[-3:]
+            hint = {errno.EPERM: "run as root (CAP_BPF and CAP_PERFMON are needed)",
+                    errno.ENOENT: "the kernel's BTF lacks a type the program reads"}.get(-err,
+                                                                                    "see the log")
+            raise BindtraceError("the kernel refused the bind tracer: %s; %s%s" % (
+                libbpf.errno_text(err), hint, (": " + " | ".join(log)) if log else ""))
+        words = ports_bitmap(cfg.ports)
+        if words:
+            fd = self.lib.bpf_map__fd(self._map("ports"))
+            for idx, word in words.items():
+                k, v = ctypes.c_uint32(idx), ctypes.c_uint64(word)
+                if self.lib.bpf_map_update_elem(fd, ctypes.byref(k), ctypes.byref(v), 0):
+                    raise BindtraceError("internal: cannot fill the ports filter map")
+
+    def _write_rodata(self, blob):
+        m = None
+        while True:
+            m = self.lib.bpf_object__next_map(self.obj, m)
+            if not m:
+                raise BindtraceError("internal: the BPF object has no .rodata")
+            if self.lib.bpf_map__name(m).endswith(b".rodata"):
+                break
+        size = ctypes.c_size_t()
+        ptr = self.lib.bpf_map__initial_value(m, ctypes.byref(size))
+        if not ptr or size.value != len(blob):
+            raise BindtraceError("internal: .rodata is %d bytes, expected %d (bind.h and "
+                                 "backend_core.py disagree)" % (size.value, len(blob)))
+        ctypes.memmove(ptr, blob, len(blob))
+
+    def _attach(self):
+        for name in PROGRAMS:
+            prog = self.lib.bpf_object__find_program_by_name(self.obj, name)
+            link = self.lib.bpf_program__attach(prog) if prog else None
+            if not link:
+                err = libbpf.last_errno()
+                raise BindtraceError("cannot attach %s to its tracepoint: %s; check that tracefs "
+                                     "is mounted and syscall tracepoints exist"
+                                     % (name.decode(), libbpf.errno_text(err)))
+            self.links.append(link)
+
+    def _open_ringbuf(self):
+        pending = self._pending
+        string_at = ctypes.string_at
+
+        def on_sample(_ctx, data, size):
+            pending.append(string_at(data, size))
+            return 0
+
+        self._cb = libbpf.SAMPLE_FN(on_sample)  # keep a reference: libbpf calls it later
+        self.rb = self.lib.ring_buffer__new(self.lib.bpf_map__fd(self._map("events")), self._cb,
+                                            None, None)
+        if not self.rb:
+            raise BindtraceError("cannot open the ring buffer: %s"
+                                 % libbpf.errno_text(libbpf.last_errno()))
+
+    # -- running --------------------------------------------------------------
+    def poll(self, timeout_ms):
+        """Raw event records delivered since the last call (events mode)."""
+        if self.rb:
+            n = self.lib.ring_buffer__poll(self.rb, int(timeout_ms))
+            if n < 0 and -n != errno.EINTR:
+                raise BindtraceError("reading the ring buffer failed: %s" % libbpf.errno_text(n))
+        out = self._pending[:]
+        del self._pending[:]
+        return out
+
+    def detach(self):
+        """Stop tracing (the window closes); maps stay readable until close()."""
+        for link in self.links:
+            self.lib.bpf_link__destroy(link)
+        self.links = []
+        if self.rb:
+            self.lib.ring_buffer__consume(self.rb)
+
+    def stats(self):
+        fd = self.lib.bpf_map__fd(self._map("stats"))
+        values = (ctypes.c_uint64 * self.ncpu)()
+        out = {}
+        for slot, name in ((STAT_LOST, "lost"), (STAT_SUMMARY_FULL, "summary_full"),
+                           (STAT_INFLIGHT_FULL, "inflight_full"), (STAT_SEEN, "seen")):
+            key = ctypes.c_uint32(slot)
+            if self.lib.bpf_map_lookup_elem(fd, ctypes.byref(key), values):
+                raise BindtraceError("internal: cannot read the stats map")
+            out[name] = sum(values)
+        return out
+
+    def summary(self):
+        """[(raw key, raw stats)] of every distinct bind counted in the kernel."""
+        fd = self.lib.bpf_map__fd(self._map("summary"))
+        key = ctypes.create_string_buffer(KEY_FMT.size)
+        nxt = ctypes.create_string_buffer(KEY_FMT.size)
+        val = ctypes.create_string_buffer(STATS_FMT.size)
+        out = []
+        prev = None
+        while self.lib.bpf_map_get_next_key(fd, prev, nxt) == 0:
+            ctypes.memmove(key, nxt, KEY_FMT.size)
+            if self.lib.bpf_map_lookup_elem(fd, key, val) == 0:
+                out.append((key.raw, val.raw))
+            prev = key
+        return out
+
+    def close(self):
+        self.detach() if self.links else None
+        if self.rb:
+            self.lib.ring_buffer__free(self.rb)
+            self.rb = None
+        if self.obj:
+            self.lib.bpf_object__close(self.obj)
+            self.obj = None
+
+
+assert EVENT_FMT.size == 112

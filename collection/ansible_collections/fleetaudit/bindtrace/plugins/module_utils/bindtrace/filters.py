@@ -1,0 +1,160 @@
+"""Trace options: one validated configuration shared by the CLI, the Ansible
+module and the Salt module. Every bad value raises BindtraceError naming the
+option, the value and what is accepted."""
+import re
+
+from . import BindtraceError
+
+MODES = ("summary", "events")
+BACKENDS = ("auto", "core", "bcc")
+SCOPES = ("all", "host", "containers")
+MAX_DURATION = 3600
+COMM_LEN = 15  # TASK_COMM_LEN - 1
+
+
+class TraceConfig(object):
+    """What to trace. Plain attributes; build with make_config() to validate."""
+
+    def __init__(self, mode="events", pid=None, ports=(), ignore_errors=True, comm=None, uid=None,
+                 netns="all", containername=None, scope="all", max_events=None, backend="auto",
+                 ringbuf_bytes=1 << 22, summary_entries=16384):
+        self.mode = mode
+        self.pid = pid
+        self.ports = list(ports)          # [(lo, hi), ...] inclusive ranges
+        self.ignore_errors = ignore_errors
+        self.comm = comm
+        self.uid = uid
+        self.netns = netns                # "all", "host" or an inode number
+        self.containername = containername
+        self.scope = scope
+        self.max_events = max_events
+        self.backend = backend
+        self.ringbuf_bytes = ringbuf_bytes
+        self.summary_entries = summary_entries
+
+    def as_filters(self):
+        """The filters as reported in facts (ports back in their text form)."""
+        return {
+            "pid": self.pid, "ports": format_ports(self.ports), "ignore_errors": self.ignore_errors,
+            "comm": self.comm, "uid": self.uid, "netns": self.netns,
+            "containername": self.containername, "scope": self.scope,
+        }
+
+
+def _int(name, value, lo, hi, what):
+    if isinstance(value, bool):
+        raise BindtraceError("invalid %s %r: expected %s" % (name, value, what))
+    try:
+        number = int(str(value).strip(), 10)
+    except (TypeError, ValueError):
+        raise BindtraceError("invalid %s %r: expected %s" % (name, value, what))
+    if not lo <= number <= hi:
+        raise BindtraceError("invalid %s %r: expected %s" % (name, value, what))
+    return number
+
+
+def parse_port(value, name="port"):
+    return _int(name, value, 1, 65535, "a port number 1-65535")
+
+
+def parse_ports(value):
+    """'4242,4343,8000-8100' or a list of ints/strings -> sorted [(lo, hi)]."""
+    if value is None or value == "" or value == []:
+        return []
+    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
+    ranges = []
+    for item in items:
+        text = str(item).strip()
+        if not text:
+            continue
+        m = re.match(r"^(\d+)\s*-\s*(\d+)$", text)
+        if m:
+            lo, hi = parse_port(m.group(1), "ports"), parse_port(m.group(2), "ports")
+            if lo > hi:
+                raise BindtraceError("invalid ports range %r: the first port must not exceed the "
+                                     "second (e.g. 8000-8100)" % text)
+            ranges.append((lo, hi))
+        else:
+            try:
+                port = parse_port(text, "ports")
+            except BindtraceError:
+                raise BindtraceError("invalid ports entry %r: expected port numbers 1-65535 or "
+                                     "ranges like 8000-8100, comma separated" % text)
+            ranges.append((port, port))
+    return sorted(ranges)
+
+
+def format_ports(ranges):
+    return ",".join(str(lo) if lo == hi else "%d-%d" % (lo, hi) for lo, hi in ranges)
+
+
+def port_in(ranges, port):
+    return any(lo <= port <= hi for lo, hi in ranges)
+
+
+def parse_bool(value, name):
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on", "t", "y"):
+        return True
+    if text in ("0", "false", "no", "off", "f", "n"):
+        return False
+    raise BindtraceError("invalid %s %r: expected true or false" % (name, value))
+
+
+def parse_choice(value, name, choices):
+    text = str(value).strip().lower()
+    if text not in choices:
+        raise BindtraceError("invalid %s %r: expected one of %s" % (name, value, ", ".join(choices)))
+    return text
+
+
+def parse_duration(value):
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = None
+    if isinstance(value, bool) or number is None or not 0 < number <= MAX_DURATION or number != number:
+        raise BindtraceError("invalid duration %r: expected seconds, more than 0 and at most %d "
+                             "(use async for long windows)" % (value, MAX_DURATION))
+    return number
+
+
+def parse_netns(value):
+    if value is None:
+        return "all"
+    text = str(value).strip().lower()
+    if text in ("all", "host"):
+        return text
+    return _int("netns", value, 1, 0xFFFFFFFF, "'all', 'host' or a network namespace inode number")
+
+
+def parse_comm(value):
+    if value is None or value == "":
+        return None
+    text = str(value)
+    if len(text.encode("utf-8")) > COMM_LEN:
+        raise BindtraceError("invalid comm %r: the kernel keeps at most %d bytes of a process name; "
+                             "give the first %d" % (value, COMM_LEN, COMM_LEN))
+    return text
+
+
+def make_config(mode="events", pid=None, ports=None, ignore_errors=True, comm=None, uid=None,
+                netns="all", containername=None, scope="all", max_events=None, backend="auto"):
+    """Validate raw option values (strings from a CLI, YAML values from Ansible)."""
+    return TraceConfig(
+        mode=parse_choice(mode, "mode", MODES),
+        pid=None if pid in (None, "", 0, "0") else _int("pid", pid, 1, 4194304,
+                                                        "a process id 1-4194304"),
+        ports=parse_ports(ports),
+        ignore_errors=parse_bool(ignore_errors, "ignore_errors"),
+        comm=parse_comm(comm),
+        uid=None if uid in (None, "") else _int("uid", uid, 0, 0xFFFFFFFE, "a user id"),
+        netns=parse_netns(netns),
+        containername=containername or None,
+        scope=parse_choice(scope, "scope", SCOPES),
+        max_events=None if max_events in (None, "", 0, "0") else _int(
+            "max_events", max_events, 1, 10 ** 9, "a positive number of events"),
+        backend=parse_choice(backend, "backend", BACKENDS),
+    )

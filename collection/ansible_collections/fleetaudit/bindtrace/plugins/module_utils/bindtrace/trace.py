@@ -1,0 +1,203 @@
+"""One trace on one host: pick and load a backend, stream or summarise binds,
+enrich them, and (run_window) produce the bind_trace facts of one bounded window."""
+import os
+import socket
+import time
+
+from . import SCHEMA, BindtraceError
+from . import preflight
+from .events import Clock, decode_event, decode_summary
+
+
+def select_backend(cfg):
+    """-> (backend class, reason). auto: core with BTF + libbpf, else bcc, else unsupported."""
+    preflight.check_linux()
+    preflight.check_root()
+    preflight.check_tracepoints()
+    if cfg.backend == "core":
+        preflight.check_btf()
+        from .libbpf import load_library
+        load_library()
+        from .backend_core import CoreBackend
+        return CoreBackend, "requested"
+    if cfg.backend == "bcc":
+        from .backend_bcc import BccBackend, check_bcc
+        check_bcc()
+        return BccBackend, "requested"
+    missing = []
+    if preflight.has_btf():
+        try:
+            from .libbpf import load_library
+            load_library()
+            from .backend_core import CoreBackend
+            return CoreBackend, "auto: kernel BTF and libbpf.so.1 present"
+        except BindtraceError as exc:
+            missing.append(str(exc))
+    else:
+        missing.append("no kernel BTF at %s" % preflight.btf_path())
+    try:
+        from .backend_bcc import BccBackend, check_bcc
+        check_bcc()
+        return BccBackend, "auto: %s; bcc present" % "; ".join(missing)
+    except (BindtraceError, ImportError) as exc:
+        missing.append(str(exc))
+    raise BindtraceError("unsupported: no usable backend on this host (%s); install libbpf1 on a "
+                         "kernel with BTF (CONFIG_DEBUG_INFO_BTF), or bcc with kernel headers "
+                         "(bindtrace_install_bcc: true)" % "; ".join(missing))
+
+
+def _make_enricher():
+    try:
+        from .enrich import Enricher
+    except ImportError:  # enrichment is optional for the tracer itself
+        return None
+    return Enricher()
+
+
+def _container_filter(cfg):
+    try:
+        from .enrich import event_selected
+    except ImportError:
+        return None
+    if cfg.containername is None and cfg.scope == "all":
+        return None
+    return lambda ev: event_selected(ev, cfg.containername, cfg.scope)
+
+
+class Tracer(object):
+    """A loaded, attached tracer. Use as a context manager; close() unloads it."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        backend_cls, self.backend_reason = select_backend(cfg)
+        self.own_netns = os.stat("/proc/self/ns/net").st_ino
+        netns = self.own_netns if cfg.netns == "host" else (
+            None if cfg.netns == "all" else cfg.netns)
+        self.clock = Clock()
+        self.enricher = _make_enricher()
+        if self.enricher is not None and hasattr(self.enricher, "prime"):
+            self.enricher.prime()
+        self.selected = _container_filter(cfg)
+        self.backend = backend_cls(cfg, netns)
+        self.delivered = 0   # events handed to the caller
+        self.dropped = 0     # events over max_events, counted not kept
+        self.excluded = 0    # events removed by the container filter
+
+    @property
+    def backend_name(self):
+        return self.backend.name
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _finish(self, ev):
+        if self.enricher is not None:
+            self.enricher.enrich(ev)
+        if self.selected is not None and not self.selected(ev):
+            self.excluded += 1
+            return None
+        return ev
+
+    def poll(self, timeout_ms=100):
+        """Events mode: the events delivered since the last call, decoded and enriched."""
+        out = []
+        for raw in self.backend.poll(timeout_ms):
+            ev = self._finish(decode_event(raw, self.clock))
+            if ev is None:
+                continue
+            if self.cfg.max_events is not None and self.delivered >= self.cfg.max_events:
+                self.dropped += 1
+                continue
+            self.delivered += 1
+            out.append(ev)
+        return out
+
+    def stop(self):
+        """Close the window: detach, then drain what the kernel already produced."""
+        self.backend.detach()
+
+    def summary(self):
+        records = []
+        for raw_key, raw_stats in self.backend.summary():
+            rec = self._finish(decode_summary(raw_key, raw_stats, self.clock))
+            if rec is not None:
+                records.append(rec)
+        records.sort(key=lambda r: (r["first_seen"] or "", r["port"], r["pid"]))
+        return records
+
+    def stats(self):
+        st = self.backend.stats()
+        st["dropped"] = self.dropped
+        st["excluded"] = self.excluded
+        return st
+
+    def close(self):
+        if getattr(self, "backend", None) is not None:
+            self.backend.close()
+            self.backend = None
+
+
+def rfc3339_now():
+    return Clock().rfc3339(time.clock_gettime_ns(time.CLOCK_BOOTTIME))
+
+
+def run_window(cfg, duration, should_stop=None):
+    """Trace for `duration` seconds (or until should_stop() is true) and return
+    (binds, stats, meta) for one window. The caller adds listeners and policy."""
+    binds = []
+    with Tracer(cfg) as tracer:
+        start = rfc3339_now()
+        deadline = time.monotonic() + duration
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or (should_stop is not None and should_stop()):
+                break
+            batch = tracer.poll(min(100, max(1, int(left * 1000))))
+            if cfg.mode == "events":
+                binds.extend(batch)
+        tracer.stop()
+        if cfg.mode == "events":
+            binds.extend(tracer.poll(0))
+        else:
+            binds = tracer.summary()
+        end = rfc3339_now()
+        st = tracer.stats()
+        meta = {
+            "hostname": socket.gethostname(), "kernel": os.uname().release,
+            "backend": tracer.backend_name, "backend_reason": tracer.backend_reason,
+            "missing_fields": list(getattr(tracer.backend, "missing_fields", ())),
+            "start": start, "end": end, "duration": duration, "own_netns": tracer.own_netns,
+        }
+    return binds, st, meta
+
+
+def build_facts(cfg, binds, st, meta, listeners=None, policy_rules=None):
+    """The bind_trace facts of DESIGN.md from one window's results."""
+    from .policy import apply_policy
+    unexpected = apply_policy(policy_rules, binds, listeners or [])
+    total = sum(b.get("count", 1) for b in binds)
+    return {
+        "schema": SCHEMA,
+        "host": {"hostname": meta["hostname"], "kernel": meta["kernel"], "backend": meta["backend"],
+                 "backend_reason": meta["backend_reason"], "node": meta["hostname"],
+                 "netns": meta["own_netns"]},
+        "window": {"start": meta["start"], "end": meta["end"], "duration": meta["duration"]},
+        "mode": cfg.mode,
+        "filters": cfg.as_filters(),
+        "binds": binds,
+        "listeners": listeners or [],
+        "lost": st["lost"],
+        "dropped": st["dropped"],
+        "truncated": st["dropped"] > 0,
+        "summary_full": st.get("summary_full", 0),
+        "unexpected": unexpected,
+        "counts": {"binds": total, "records": len(binds), "listeners": len(listeners or []),
+                   "unexpected_binds": len(unexpected["binds"]),
+                   "unexpected_listeners": len(unexpected["listeners"]),
+                   "lost": st["lost"], "dropped": st["dropped"]},
+        "missing_fields": meta["missing_fields"],
+        "policy": {"rules": len(policy_rules or [])},
+    }
