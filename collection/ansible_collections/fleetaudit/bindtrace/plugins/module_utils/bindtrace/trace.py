@@ -96,6 +96,8 @@ class Tracer(object):
     def _finish(self, ev):
         if self.enricher is not None:
             self.enricher.enrich(ev)
+        if ev["if"] is None and ev["netns"] == self.own_netns:
+            ev["if"] = _ifname_here(ev["if_index"])
         if self.selected is not None and not self.selected(ev):
             self.excluded += 1
             return None
@@ -138,6 +140,14 @@ class Tracer(object):
         if getattr(self, "backend", None) is not None:
             self.backend.close()
             self.backend = None
+
+
+def _ifname_here(index):
+    """ifindex -> name in the tracer's own netns; None (index kept) if it is gone."""
+    try:
+        return socket.if_indextoname(index)
+    except OSError:
+        return None
 
 
 def rfc3339_now():
