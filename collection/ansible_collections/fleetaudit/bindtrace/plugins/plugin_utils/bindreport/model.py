@@ -1,0 +1,217 @@
+"""The fleet report model: one JSON-serialisable dict, fleet -> hosts -> facts.
+
+Every renderer reads only this dict (plus the derived rows of views.py), and
+report.json is this dict, so a previous report.json is the baseline of the
+next run.
+"""
+import json
+import time
+
+from .sanitize import clean_text, clean_tree
+
+REPORT_SCHEMA = 1
+REPORT_KIND = "bindtrace-fleet-report"
+STATUSES = ("ok", "failed", "unreachable", "unsupported")
+TOP_PORTS = 10
+
+
+class BindReportError(Exception):
+    """A report input the user can fix (bad baseline, bad output dir): the
+    message names the cause and the fix."""
+
+
+def now_rfc3339():
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def classify_result(result, unreachable=False):
+    """One task result dict -> {"status", "facts", "msg"} for build_report.
+
+    ok -> facts from ansible_facts.bind_trace; failed -> msg ("unsupported:"
+    prefix -> unsupported); unreachable -> its msg as the reason.
+    """
+    result = result or {}
+    msg = result.get("msg")
+    facts = (result.get("ansible_facts") or {}).get("bind_trace")
+    if unreachable:
+        return {"status": "unreachable", "facts": None, "msg": msg or "host unreachable"}
+    if result.get("failed"):
+        text = msg if isinstance(msg, str) else json.dumps(msg)
+        status = "unsupported" if text.startswith("unsupported:") else "failed"
+        return {"status": status, "facts": facts, "msg": text or "task failed without a message"}
+    if not isinstance(facts, dict):
+        return {"status": "failed", "facts": None,
+                "msg": "the task returned no ansible_facts.bind_trace"}
+    return {"status": "ok", "facts": facts, "msg": None}
+
+
+def _count(record):
+    count = record.get("count")
+    return count if isinstance(count, int) else 1
+
+
+def listener_key(listener):
+    """Identity of a listener across runs: a restart (new pid) is the same
+    listener; another program on the same port is not."""
+    return (listener.get("proto"), listener.get("family"), listener.get("addr"),
+            listener.get("port"), listener.get("comm"))
+
+
+def _sort_listeners(listeners):
+    return sorted(listeners, key=lambda l: (l.get("port") or 0, str(l.get("proto")),
+                                            str(l.get("addr")), str(l.get("comm"))))
+
+
+def _host_entry(name, raw):
+    status = raw.get("status")
+    if status not in STATUSES:
+        raise BindReportError("host %r: status %r is not one of %s" % (name, status, ", ".join(STATUSES)))
+    facts = raw.get("facts")
+    facts = clean_tree(facts) if isinstance(facts, dict) else None
+    binds = (facts or {}).get("binds") or []
+    listeners = (facts or {}).get("listeners") or []
+    msg = raw.get("msg")
+    return {
+        "name": clean_text(name),
+        "status": status,
+        "reason": clean_text(msg) if msg and status != "ok" else None,
+        "facts": facts,
+        "unexpected": {
+            "binds": sum(1 for b in binds if b.get("verdict") == "unexpected"),
+            "listeners": sum(1 for l in listeners if l.get("verdict") == "unexpected"),
+        },
+        "drift": None,
+    }
+
+
+def load_baseline(path):
+    """A previous report.json, checked enough to compute drift from."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise BindReportError("baseline %s does not exist: give the report.json of an earlier run, "
+                              "or unset the baseline option" % path)
+    except (OSError, ValueError) as e:
+        raise BindReportError("baseline %s is not a readable JSON report (%s): give the report.json "
+                              "of an earlier run" % (path, e))
+    if not isinstance(data, dict) or data.get("kind") != REPORT_KIND:
+        raise BindReportError("baseline %s is not a bindtrace fleet report.json" % path)
+    if data.get("schema") != REPORT_SCHEMA:
+        raise BindReportError("baseline %s has report schema %r, this version reads schema %d: "
+                              "use a baseline written by this version" % (path, data.get("schema"),
+                                                                          REPORT_SCHEMA))
+    return data
+
+
+def _drift(host, base_host):
+    """new / gone listeners of one host against its baseline entry."""
+    if host["facts"] is None:
+        return {"compared": False, "why": "no trace in this run", "new": [], "gone": []}
+    current = host["facts"].get("listeners") or []
+    if base_host is None:
+        return {"compared": True, "why": "host not in baseline", "new": _sort_listeners(current),
+                "gone": []}
+    base_facts = base_host.get("facts")
+    if not isinstance(base_facts, dict):
+        return {"compared": False, "why": "no trace in baseline (%s)" % base_host.get("status"),
+                "new": [], "gone": []}
+    before = base_facts.get("listeners") or []
+    before_keys = {listener_key(l) for l in before}
+    now_keys = {listener_key(l) for l in current}
+    new, gone, seen = [], [], set()
+    for l in current:
+        k = listener_key(l)
+        if k not in before_keys and k not in seen:
+            seen.add(k)
+            new.append(l)
+    for l in before:
+        k = listener_key(l)
+        if k not in now_keys and k not in seen:
+            seen.add(k)
+            gone.append(l)
+    return {"compared": True, "why": None, "new": _sort_listeners(new), "gone": _sort_listeners(gone)}
+
+
+def _top_ports(hosts):
+    ports = {}
+    for h in hosts:
+        facts = h["facts"] or {}
+        for kind, records in (("binds", facts.get("binds") or []),
+                              ("listeners", facts.get("listeners") or [])):
+            for r in records:
+                if not r.get("port") or r.get("error"):
+                    continue
+                entry = ports.setdefault((r.get("proto"), r.get("port")),
+                                         {"proto": r.get("proto"), "port": r.get("port"),
+                                          "hosts": set(), "binds": 0, "listeners": 0})
+                entry["hosts"].add(h["name"])
+                entry[kind] += _count(r) if kind == "binds" else 1
+    ranked = sorted(ports.values(), key=lambda e: (-len(e["hosts"]), -e["listeners"], -e["binds"],
+                                                   e["port"], str(e["proto"])))
+    return [dict(e, hosts=len(e["hosts"])) for e in ranked[:TOP_PORTS]]
+
+
+def _summary(hosts, baseline_hosts):
+    by_status = {s: sum(1 for h in hosts if h["status"] == s) for s in STATUSES}
+    unique = set()
+    binds = records = listeners = lost = dropped = 0
+    for h in hosts:
+        facts = h["facts"] or {}
+        records += len(facts.get("binds") or [])
+        binds += sum(_count(b) for b in facts.get("binds") or [])
+        listeners += len(facts.get("listeners") or [])
+        lost += facts.get("lost") or 0
+        dropped += facts.get("dropped") or 0
+        for l in facts.get("listeners") or []:
+            unique.add((h["name"], l.get("proto"), l.get("family"), l.get("addr"), l.get("port")))
+    summary = {
+        "hosts": len(hosts),
+        "traced": by_status["ok"], "failed": by_status["failed"],
+        "unreachable": by_status["unreachable"], "unsupported": by_status["unsupported"],
+        "binds": binds, "bind_records": records, "listeners": listeners,
+        "unique_listeners": len(unique),
+        "unexpected_listeners": {h["name"]: h["unexpected"]["listeners"] for h in hosts
+                                 if h["unexpected"]["listeners"]},
+        "unexpected_binds": {h["name"]: h["unexpected"]["binds"] for h in hosts
+                             if h["unexpected"]["binds"]},
+        "top_ports": _top_ports(hosts),
+        "lost": lost, "dropped": dropped,
+        "truncated_hosts": [h["name"] for h in hosts if (h["facts"] or {}).get("truncated")],
+        "drift": None,
+    }
+    if baseline_hosts is not None:
+        names = {h["name"] for h in hosts}
+        summary["drift"] = {
+            "new": sum(len(h["drift"]["new"]) for h in hosts),
+            "gone": sum(len(h["drift"]["gone"]) for h in hosts),
+            "hosts_missing": sorted(n for n in baseline_hosts if n not in names),
+        }
+    return summary
+
+
+def build_report(host_results, baseline=None, baseline_path=None, generated=None, generator=None):
+    """host_results: {inventory hostname: {"status", "facts", "msg"}} -> the report model.
+
+    baseline: a loaded earlier report (load_baseline) or None; baseline_path
+    only labels it.
+    """
+    hosts = [_host_entry(name, raw) for name, raw in host_results.items()]
+    hosts.sort(key=lambda h: h["name"])
+    baseline_hosts = None
+    baseline_info = None
+    if baseline is not None:
+        baseline_hosts = {h.get("name"): h for h in baseline.get("hosts") or [] if isinstance(h, dict)}
+        baseline_info = {"path": clean_text(baseline_path) if baseline_path else None,
+                         "generated": baseline.get("generated"), "hosts": len(baseline_hosts)}
+        for h in hosts:
+            h["drift"] = _drift(h, baseline_hosts.get(h["name"]))
+    return {
+        "schema": REPORT_SCHEMA,
+        "kind": REPORT_KIND,
+        "generated": generated or now_rfc3339(),
+        "generator": generator or "bindreport",
+        "baseline": baseline_info,
+        "summary": _summary(hosts, baseline_hosts),
+        "hosts": hosts,
+    }

@@ -1,0 +1,108 @@
+"""Table rows derived from the model, shared by every renderer.
+
+Rows keep raw values; each renderer escapes for its own format.
+"""
+
+# (title, row key); the seed's columns of `ig trace bind` plus HOST and VERDICT.
+K8S_COLUMNS = (("K8S.NODE", "k8s_node"), ("K8S.NAMESPACE", "k8s_namespace"),
+               ("K8S.PODNAME", "k8s_pod"))
+CONTAINER_COLUMN = ("K8S.CONTAINERNAME", "k8s_container")
+SEED_COLUMNS = (("PID", "pid"), ("COMM", "comm"), ("PROTO", "proto"), ("ADDR", "addr"),
+                ("PORT", "port"), ("OPTS", "opts"), ("IF", "if"))
+LISTENER_COLUMNS = (("PROTO", "proto"), ("ADDR", "addr"), ("PORT", "port"), ("STATE", "state"),
+                    ("PID", "pid"), ("COMM", "comm"), ("USER", "user"))
+
+
+def _identity(record):
+    """k8s and container identity of one bind/listener, as IG shows it: the
+    container name also fills K8S.CONTAINERNAME outside Kubernetes."""
+    k8s = record.get("k8s") or {}
+    container = record.get("container") or {}
+    return {
+        "k8s_node": k8s.get("node"), "k8s_namespace": k8s.get("namespace"),
+        "k8s_pod": k8s.get("pod"),
+        "k8s_container": k8s.get("container") or container.get("name"),
+    }
+
+
+def _verdict(record):
+    return record.get("verdict") or "-"
+
+
+def _if_name(record):
+    name = record.get("if")
+    if name:
+        return name
+    return "0" if not record.get("if_index") else str(record.get("if_index"))
+
+
+def _sort_key(row):
+    return (row["host"], row["port"] if isinstance(row["port"], int) else -1, str(row["proto"]),
+            str(row["addr"]), row["pid"] if isinstance(row["pid"], int) else -1, str(row["comm"]))
+
+
+def bind_rows(model):
+    """Every bind of every host, sorted by host then port."""
+    rows = []
+    for host in model["hosts"]:
+        for b in (host["facts"] or {}).get("binds") or []:
+            row = {"host": host["name"], "verdict": _verdict(b), "pid": b.get("pid"),
+                   "comm": b.get("comm"), "proto": b.get("proto"), "addr": b.get("addr"),
+                   "port": b.get("port"), "opts": b.get("opts"), "if": _if_name(b),
+                   "error": b.get("error"), "count": b.get("count", 1), "user": b.get("user"),
+                   "unexpected": b.get("verdict") == "unexpected"}
+            row.update(_identity(b))
+            rows.append(row)
+    rows.sort(key=_sort_key)
+    return rows
+
+
+def listener_rows(host):
+    rows = []
+    for l in (host["facts"] or {}).get("listeners") or []:
+        row = {"host": host["name"], "verdict": _verdict(l), "proto": l.get("proto"),
+               "addr": l.get("addr"), "port": l.get("port"), "state": l.get("state"),
+               "pid": l.get("pid"), "comm": l.get("comm"), "user": l.get("user"),
+               "unexpected": l.get("verdict") == "unexpected"}
+        row.update(_identity(l))
+        rows.append(row)
+    rows.sort(key=_sort_key)
+    return rows
+
+
+def identity_columns(rows):
+    """K8S.* columns only when some row has them (the container name column
+    also when only plain containers are present)."""
+    cols = []
+    if any(r["k8s_node"] or r["k8s_namespace"] or r["k8s_pod"] for r in rows):
+        cols.extend(K8S_COLUMNS)
+    if any(r["k8s_container"] for r in rows):
+        cols.append(CONTAINER_COLUMN)
+    return cols
+
+
+def bind_columns(rows):
+    """HOST, VERDICT, the seed's columns; ERROR only when some bind failed."""
+    cols = [("HOST", "host"), ("VERDICT", "verdict")] + identity_columns(rows) + list(SEED_COLUMNS)
+    if any(r["error"] for r in rows):
+        cols.append(("ERROR", "error"))
+    return cols
+
+
+def listener_columns(rows):
+    return [("VERDICT", "verdict")] + identity_columns(rows) + list(LISTENER_COLUMNS)
+
+
+def not_traced(model):
+    """Hosts without a trace (or whose task failed), with their reasons."""
+    return [h for h in model["hosts"] if h["status"] != "ok"]
+
+
+def unexpected_listeners(model):
+    """{host name: [listener rows]} for hosts with unexpected listeners."""
+    out = []
+    for host in model["hosts"]:
+        rows = [r for r in listener_rows(host) if r["unexpected"]]
+        if rows:
+            out.append((host["name"], rows))
+    return out
