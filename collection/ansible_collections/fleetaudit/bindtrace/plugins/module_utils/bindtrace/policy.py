@@ -1,0 +1,238 @@
+"""Allow rules -> a verdict per bind and per listener.
+
+A policy is a list of rules (dicts). A rule matches a record when every key it
+gives matches; a record is "expected" when any rule matches, else "unexpected".
+No policy at all (None) gives verdict None everywhere; an empty list is a
+policy that allows nothing.
+
+Rule keys (all optional, at least one match key per rule):
+  port       80 | "8000-8100" | [22, "8000-8100"]
+  proto      "tcp" | ["tcp", "udp"]          (case-insensitive, as in the event's proto)
+  addr       "loopback" | "any" (wildcard 0.0.0.0 / ::) | "10.0.0.5" | "10.0.0.0/8" | list
+  comm       fnmatch glob of the process name, e.g. "nginx*" | list
+  user       user name or uid, glob allowed: "www-data" | 0 | "svc-*" | list
+  container  glob of the container name; "*" = any container (never a host process)
+  host       true: only host processes (no container); false: only containers
+  name, description   free text, for people
+
+Failed binds (error set) get a verdict like any bind, for the report, but they
+opened nothing: they are never listed in `unexpected` (so they never fail a task).
+"""
+import fnmatch
+import ipaddress
+
+from . import BindtraceError
+from .protocols import PROTO_NAMES
+
+MATCH_KEYS = ("port", "proto", "addr", "comm", "user", "container", "host")
+INFO_KEYS = ("name", "description")
+PROTOS = sorted(set(PROTO_NAMES.values()))
+ADDR_WORDS = ("loopback", "any", "wildcard")
+LOOPBACK_NETS = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
+
+def _fail(index, key, value, fix):
+    where = "allow rule %d" % index if key is None else "allow rule %d, key %r" % (index, key)
+    raise BindtraceError("invalid %s (%r): %s" % (where, value, fix))
+
+
+def _items(value):
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _port_range(index, item):
+    fix = "expected a port 1-65535, a range like \"8000-8100\", or a list of those"
+    if isinstance(item, bool):
+        _fail(index, "port", item, fix)
+    text = str(item).strip()
+    parts = text.split("-", 1) if "-" in text else [text, text]
+    try:
+        lo, hi = int(parts[0].strip(), 10), int(parts[1].strip(), 10)
+    except ValueError:
+        _fail(index, "port", item, fix)
+    if not (1 <= lo <= 65535 and 1 <= hi <= 65535):
+        _fail(index, "port", item, fix)
+    if lo > hi:
+        _fail(index, "port", item, "the first port of a range must not exceed the second")
+    return (lo, hi)
+
+
+def _addr_matcher(index, item):
+    """-> ("word", "loopback"|"any") or ("net", ip_network)."""
+    text = str(item).strip().lower()
+    if text in ADDR_WORDS:
+        return ("word", "any" if text == "wildcard" else text)
+    try:
+        return ("net", ipaddress.ip_network(text, strict=False))
+    except ValueError:
+        _fail(index, "addr", item, "expected 'loopback', 'any', an IP address or a CIDR "
+                                   "like 10.0.0.0/8 (or a list of those)")
+
+
+def _glob_list(index, key, value):
+    out = []
+    for item in _items(value):
+        if item is None or isinstance(item, (bool, dict, list)) or str(item) == "":
+            _fail(index, key, value, "expected a non-empty text or glob (or a list of those)")
+        out.append(str(item))
+    return out
+
+
+def compile_rule(index, rule):
+    """Validate one rule and return it in matching form (a dict of key -> matcher)."""
+    if not isinstance(rule, dict):
+        _fail(index, None, rule, "each rule must be a mapping such as {port: 22, proto: tcp}")
+    unknown = sorted((k for k in rule if k not in MATCH_KEYS + INFO_KEYS), key=str)
+    if unknown:
+        _fail(index, unknown[0], rule[unknown[0]],
+              "unknown key; rule keys are %s" % ", ".join(MATCH_KEYS + INFO_KEYS))
+    if not any(k in rule for k in MATCH_KEYS):
+        _fail(index, None, rule, "a rule needs at least one of %s (an empty rule would allow "
+                                 "everything)" % ", ".join(MATCH_KEYS))
+    out = {}
+    for key in MATCH_KEYS:
+        if key not in rule:
+            continue
+        value = rule[key]
+        if value is None or value == [] or value == "":
+            _fail(index, key, value, "give a value or leave the key out")
+        if key == "port":
+            out[key] = [_port_range(index, item) for item in _items(value)]
+        elif key == "proto":
+            names = []
+            for item in _items(value):
+                name = str(item).strip().upper()
+                if isinstance(item, bool) or name not in PROTOS:
+                    _fail(index, key, item, "expected a protocol name such as tcp or udp "
+                                            "(known: %s)" % ", ".join(p.lower() for p in PROTOS))
+                names.append(name)
+            out[key] = names
+        elif key == "addr":
+            out[key] = [_addr_matcher(index, item) for item in _items(value)]
+        elif key == "host":
+            if not isinstance(value, bool):
+                _fail(index, key, value, "expected true (host processes only) or false "
+                                         "(containers only)")
+            out[key] = value
+        else:
+            out[key] = _glob_list(index, key, value)
+    for key in INFO_KEYS:
+        if key in rule and not isinstance(rule[key], str):
+            _fail(index, key, rule[key], "expected text")
+    return out
+
+
+def validate_rules(rules):
+    """None (no policy) or a list of rule dicts -> compiled rules (or None)."""
+    if rules is None:
+        return None
+    if not isinstance(rules, (list, tuple)):
+        raise BindtraceError("invalid allow (%r): expected a list of rules, e.g. "
+                             "[{port: 22, proto: tcp}, {addr: loopback}]" % (rules,))
+    return [compile_rule(i, rule) for i, rule in enumerate(rules)]
+
+
+# -- matching -----------------------------------------------------------------
+def _ip(text):
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    mapped = getattr(ip, "ipv4_mapped", None)
+    return mapped if mapped is not None else ip   # ::ffff:10.0.0.1 is 10.0.0.1
+
+
+def _addr_ok(matchers, addr):
+    ip = _ip(addr) if addr else None
+    if ip is None:
+        return False
+    for kind, what in matchers:
+        if kind == "word":
+            if what == "any" and ip.is_unspecified:
+                return True
+            if what == "loopback" and any(ip.version == n.version and ip in n
+                                          for n in LOOPBACK_NETS):
+                return True
+        elif ip.version == what.version and ip in what:
+            return True
+    return False
+
+
+def _port_of(rec):
+    port = rec.get("port") or 0
+    if not port:  # a failed bind never got its port: judge what it asked for
+        port = rec.get("requested_port") or 0
+    return port
+
+
+def _container_name(rec):
+    container = rec.get("container") or {}
+    k8s = rec.get("k8s") or {}
+    return container.get("name") or k8s.get("container")
+
+
+def _is_container(rec):
+    return bool(rec.get("container") or (rec.get("k8s") or {}).get("pod"))
+
+
+def _user_ok(globs, rec):
+    names = [str(rec["uid"])] if rec.get("uid") is not None else []
+    if rec.get("user"):
+        names.append(rec["user"])
+    return any(fnmatch.fnmatchcase(n, g) for g in globs for n in names)
+
+
+def rule_matches(rule, rec):
+    for key, want in rule.items():
+        if key == "port":
+            port = _port_of(rec)
+            ok = any(lo <= port <= hi for lo, hi in want)
+        elif key == "proto":
+            ok = str(rec.get("proto") or "").upper() in want
+        elif key == "addr":
+            ok = _addr_ok(want, rec.get("addr"))
+        elif key == "comm":
+            ok = rec.get("comm") is not None and any(
+                fnmatch.fnmatchcase(rec["comm"], g) for g in want)
+        elif key == "user":
+            ok = _user_ok(want, rec)
+        elif key == "container":
+            name = _container_name(rec)
+            ok = _is_container(rec) and any(
+                g == "*" or (name is not None and fnmatch.fnmatchcase(name, g)) for g in want)
+        else:  # host
+            ok = want == (not _is_container(rec))
+        if not ok:
+            return False
+    return True
+
+
+def verdict(compiled, rec):
+    if compiled is None:
+        return None
+    return "expected" if any(rule_matches(r, rec) for r in compiled) else "unexpected"
+
+
+def apply_policy(rules, binds, listeners):
+    """Set `verdict` on every bind and listener (in place); return the unexpected
+    ones: {"binds": [successful binds no rule allows], "listeners": [...]}."""
+    compiled = validate_rules(rules)
+    unexpected = {"binds": [], "listeners": []}
+    for rec in binds:
+        rec["verdict"] = verdict(compiled, rec)
+        if rec["verdict"] == "unexpected" and not rec.get("error"):
+            unexpected["binds"].append(rec)
+    for rec in listeners:
+        rec["verdict"] = verdict(compiled, rec)
+        if rec["verdict"] == "unexpected":
+            unexpected["listeners"].append(rec)
+    return unexpected
+
+
+def describe(rec):
+    """One line naming a bind or listener: 'TCP 0.0.0.0:8080 nc pid 123'."""
+    addr = rec.get("addr") or "?"
+    if ":" in addr:
+        addr = "[%s]" % addr
+    return "%s %s:%s %s pid %s" % (rec.get("proto"), addr, _port_of(rec), rec.get("comm"),
+                                   rec.get("pid"))
