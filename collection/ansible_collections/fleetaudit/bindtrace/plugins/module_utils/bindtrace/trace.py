@@ -140,6 +140,8 @@ class Tracer(object):
         if getattr(self, "backend", None) is not None:
             self.backend.close()
             self.backend = None
+        if getattr(self, "enricher", None) is not None and hasattr(self.enricher, "close"):
+            self.enricher.close()   # stops its cgroup watch thread
 
 
 def _ifname_here(index):
