@@ -24,22 +24,28 @@ def now_rfc3339():
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def classify_result(result, unreachable=False):
+def classify_result(result, outcome="ok"):
     """One task result dict -> {"status", "facts", "msg"} for build_report.
 
-    ok -> facts from ansible_facts.bind_trace; failed -> msg ("unsupported:"
-    prefix -> unsupported); unreachable -> its msg as the reason.
+    outcome is how the task ended ("ok", "failed", "unreachable"; a result
+    with failed=true counts as failed): ok -> facts from
+    ansible_facts.bind_trace; failed -> msg ("unsupported:" prefix ->
+    unsupported); unreachable -> its msg as the reason.
     """
     result = result or {}
     msg = result.get("msg")
+    if msg is not None and not isinstance(msg, str):
+        msg = json.dumps(msg)
+    if msg and msg.startswith("Task failed: "):
+        msg = msg[len("Task failed: "):]   # ansible-core 2.19 prefix, says nothing here
     facts = (result.get("ansible_facts") or {}).get("bind_trace")
-    if unreachable:
+    facts = facts if isinstance(facts, dict) else None
+    if outcome == "unreachable" or result.get("unreachable"):
         return {"status": "unreachable", "facts": None, "msg": msg or "host unreachable"}
-    if result.get("failed"):
-        text = msg if isinstance(msg, str) else json.dumps(msg)
-        status = "unsupported" if text.startswith("unsupported:") else "failed"
-        return {"status": status, "facts": facts, "msg": text or "task failed without a message"}
-    if not isinstance(facts, dict):
+    if outcome == "failed" or result.get("failed"):
+        status = "unsupported" if (msg or "").startswith("unsupported:") else "failed"
+        return {"status": status, "facts": facts, "msg": msg or "task failed without a message"}
+    if facts is None:
         return {"status": "failed", "facts": None,
                 "msg": "the task returned no ansible_facts.bind_trace"}
     return {"status": "ok", "facts": facts, "msg": None}

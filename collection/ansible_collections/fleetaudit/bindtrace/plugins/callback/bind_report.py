@@ -1,0 +1,159 @@
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+name: bind_report
+type: aggregate
+short_description: Fleet-wide report of the fleetaudit.bindtrace.trace_bind results
+description:
+  - Collects every host's result of the C(fleetaudit.bindtrace.trace_bind) task (facts
+    C(bind_trace), or the failure / unreachable reason), and at the end of the playbook prints a
+    table sorted by host then port with a summary, and writes report.json, report.md,
+    report.html and junit.xml.
+  - Does nothing in a playbook that runs no trace_bind task.
+  - Files are written atomically with mode 0640.
+requirements:
+  - jinja2 (controller)
+  - enable in ansible.cfg, e.g. C(callbacks_enabled = fleetaudit.bindtrace.bind_report)
+options:
+  output_dir:
+    description:
+      - Directory for the report files, created (mode 0750) when missing.
+      - When unset, the ansible-runner artifacts directory when running under ansible-runner
+        (it sets C(AWX_ISOLATED_DATA_DIR)), else C(./reports) in the current directory.
+    type: path
+    ini:
+      - section: bind_report
+        key: output_dir
+    env:
+      - name: BIND_REPORT_DIR
+  formats:
+    description: Report files to write (C(all) for every one).
+    type: list
+    elements: str
+    default: [json, md, html, junit]
+    ini:
+      - section: bind_report
+        key: formats
+    env:
+      - name: BIND_REPORT_FORMATS
+  baseline:
+    description:
+      - A report.json of an earlier run; the report then lists, per host, listeners new since
+        and gone since that baseline. A missing or unreadable baseline is a warning, not an error.
+    type: path
+    ini:
+      - section: bind_report
+        key: baseline
+    env:
+      - name: BIND_REPORT_BASELINE
+  terminal:
+    description: Print the table and summary at the end of the playbook.
+    type: bool
+    default: true
+    ini:
+      - section: bind_report
+        key: terminal
+    env:
+      - name: BIND_REPORT_TERMINAL
+"""
+
+import os
+
+from ansible.plugins.callback import CallbackBase
+
+from ansible_collections.fleetaudit.bindtrace.plugins.plugin_utils.bindreport import (
+    BindReportError, build_report, classify_result, load_baseline, parse_formats,
+    render_terminal, write_reports)
+
+TRACE_MODULE = "trace_bind"
+RUNNER_ARTIFACTS_ENV = "AWX_ISOLATED_DATA_DIR"
+
+
+def _attr(obj, name):
+    """ansible-core 2.19 names (result.task, .host, .result); older: leading underscore."""
+    value = getattr(obj, name, None)
+    return value if value is not None else getattr(obj, "_" + name, None)
+
+
+def _is_trace_task(task):
+    names = (getattr(task, "resolved_action", None), getattr(task, "action", None))
+    return any(n and n.rsplit(".", 1)[-1] == TRACE_MODULE for n in names)
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "aggregate"
+    CALLBACK_NAME = "fleetaudit.bindtrace.bind_report"
+    CALLBACK_NEEDS_ENABLED = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._traced = False
+        self._results = {}      # host -> the trace_bind task's result
+        self._fallback = {}     # host -> a failure / unreachable before trace_bind ran
+
+    # -- collect ---------------------------------------------------------
+    def v2_playbook_on_task_start(self, task, is_conditional):
+        if _is_trace_task(task):
+            self._traced = True
+
+    def _record(self, result, outcome):
+        task, host = _attr(result, "task"), _attr(result, "host")
+        name = host.get_name()
+        entry = classify_result(dict(_attr(result, "result") or {}), outcome)
+        if _is_trace_task(task):
+            self._traced = True
+            self._results[name] = entry
+        elif entry["status"] != "ok" and name not in self._results:
+            # the host never got to trace_bind: keep why, naming the task
+            entry["msg"] = "task %r: %s" % (task.get_name(), entry["msg"])
+            entry["facts"] = None
+            self._fallback[name] = entry
+
+    def v2_runner_on_ok(self, result):
+        if _is_trace_task(_attr(result, "task")):
+            self._record(result, "ok")
+
+    def v2_runner_on_failed(self, result, ignore_errors=False):
+        self._record(result, "failed")
+
+    def v2_runner_on_unreachable(self, result):
+        self._record(result, "unreachable")
+
+    # -- report ----------------------------------------------------------
+    def _output_dir(self):
+        configured = self.get_option("output_dir")
+        if configured:
+            return configured
+        if os.environ.get(RUNNER_ARTIFACTS_ENV):
+            return os.environ[RUNNER_ARTIFACTS_ENV]
+        return os.path.abspath("reports")
+
+    def _baseline(self):
+        path = self.get_option("baseline")
+        if not path:
+            return None, None
+        try:
+            return load_baseline(path), path
+        except BindReportError as e:
+            self._display.warning("bind_report: %s; the report has no drift section" % e)
+            return None, None
+
+    def v2_playbook_on_stats(self, stats):
+        if not self._traced:
+            return
+        hosts = dict(self._fallback)
+        hosts.update(self._results)
+        baseline, baseline_path = self._baseline()
+        model = build_report(hosts, baseline=baseline, baseline_path=baseline_path,
+                             generator="fleetaudit.bindtrace.bind_report")
+        if self.get_option("terminal"):
+            self._display.display(render_terminal(model))
+        outdir = self._output_dir()
+        try:
+            paths = write_reports(model, outdir, parse_formats(self.get_option("formats")))
+        except BindReportError as e:
+            self._display.error("bind_report: %s" % e)
+            return
+        self._display.display("bind_report: wrote %s" % ", ".join(paths[f] for f in sorted(paths)))
