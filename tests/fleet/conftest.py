@@ -1,0 +1,104 @@
+"""Fixtures for the fleet tests: one session-wide fleet of 5 network-namespace
+sshd hosts (torn down at the end of the session, also when tests fail), and
+helpers that run the real `ansible` / `ansible-playbook` against it."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+from harness import Fleet  # noqa: E402
+from fleet_workload import Binder  # noqa: E402
+
+VENV_BIN = os.path.join(ROOT, ".venv", "bin")
+FLEET_SIZE = 5
+# Distinct from the molecule scenario's and the benchmark's fleets, so they
+# can run beside this one.
+STATE = "/tmp/bindtrace-fleet-pytest"
+PREFIX = "btfleet"
+SUBNET = "10.231.0"
+
+
+def ansible_env(**extra):
+    """Environment for Ansible commands: the repo's venv and ansible.cfg."""
+    env = dict(os.environ)
+    env["PATH"] = VENV_BIN + os.pathsep + env.get("PATH", "")
+    env["ANSIBLE_CONFIG"] = os.path.join(ROOT, "ansible.cfg")
+    env["ANSIBLE_FORCE_COLOR"] = "0"
+    env["ANSIBLE_NOCOLOR"] = "1"
+    env.pop("ANSIBLE_INVENTORY", None)
+    for k, v in extra.items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = str(v)
+    return env
+
+
+def run_adhoc(fleet, module, args=None, pattern="all", connection=None, forks=FLEET_SIZE,
+              timeout=300, **env):
+    """`ansible PATTERN -m MODULE` over the fleet; returns (proc, {host: result})
+    read from the builtin `tree` callback's one JSON file per host."""
+    tree = tempfile.mkdtemp(prefix="btfleet-tree-")
+    try:
+        cmd = [os.path.join(VENV_BIN, "ansible"), pattern, "-i", fleet.inventory_path,
+               "-m", module, "-f", str(forks)]
+        if args:
+            cmd += ["-a", args]
+        if connection:
+            cmd += ["-c", connection]
+        e = ansible_env(ANSIBLE_LOAD_CALLBACK_PLUGINS=1, ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.tree",
+                        ANSIBLE_CALLBACK_TREE_DIR=tree, **env)
+        proc = subprocess.run(cmd, env=e, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              universal_newlines=True, timeout=timeout)
+        results = {}
+        for name in os.listdir(tree):
+            with open(os.path.join(tree, name)) as f:
+                results[name] = json.load(f)
+        return proc, results
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def fleet():
+    f = Fleet(STATE)
+    f.down()  # left over from an interrupted session
+    try:
+        f.up(FLEET_SIZE, prefix=PREFIX, subnet=SUBNET)
+        yield f
+    finally:
+        f.down()
+
+
+@pytest.fixture
+def binders():
+    """Start Binder workloads with `binders(fleet, host, [(addr, port)])`;
+    all are stopped at the end of the test."""
+    started = []
+
+    def start(fleet, host, binds, interval=0.2):
+        b = Binder(fleet, host, binds, interval).start()
+        started.append(b)
+        return b
+
+    yield start
+    for b in started:
+        b.stop()
+
+
+@pytest.fixture
+def restore_sshd(fleet):
+    """Restart every host's sshd that a test killed."""
+    yield
+    for h in fleet.hosts:
+        if not h["pid"]:
+            fleet.start_sshd(h["name"])
