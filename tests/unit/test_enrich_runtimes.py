@@ -1,0 +1,156 @@
+"""Enricher over the runtimes' real on-disk files captured in data/enrich, and its
+caches. The cgroup tree here is a plain directory tree in tmp standing in for the
+cgroup2 mount (only the inode -> path walk and inotify are used, which behave the
+same on any filesystem); tests/kernel/test_containers.py covers the real one."""
+import os
+import shutil
+import time
+
+import pytest
+
+from bindtrace.enrich import Enricher, Runtimes, parse_cgroup_path
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "enrich")
+DOCKER_ID = "0a1b8332df8bacd3b57c40ef91751d885b74c097f6f4289f1e132d14772ba82b"
+KUBE_DOCKER_ID = "c2f5d797a360f168474fa00537ac3e2014ec0690b566c24ec521e8d07e8c60aa"
+CRI_ID = "324d970214d7ed3dd790e99a2c45852738270f760827d89510549f62cf0f6d52"
+CRI_ONLY_ID = "52939c77598c3072a385c6bcac4aaaea0878125b149148bd0bc98dc421f169c8"
+PODMAN_ID = "06ce567988c91344eecd4ec62bd1c3e0c0a726341affed8c647e188148083204"
+PODMAN_PLAIN_ID = "ed411317b84d9cb9b64c4cc9a4562cf348cfcfcdeee3224be6b1f06f6ecdc1d3"
+PODMAN_KUBE_ID = "9170bf4894a28212023fa0b6d6986e8d22554345b26363ed8277a9ae7f49ceeb"
+
+
+def plain(name, node="n1"):
+    return {"node": node, "namespace": None, "pod": None, "container": name}
+
+
+# pid in data/enrich/proc -> (container, k8s) as captured
+EXPECTED = {
+    5401: ({"runtime": "docker", "id": DOCKER_ID, "name": "bt7-probe", "image": "bt7probe:latest"},
+           plain("bt7-probe")),
+    5466: ({"runtime": "docker", "id": KUBE_DOCKER_ID, "name": "k8s_web_mypod_myns_1111-2222_0",
+            "image": "bt7probe:latest"},
+           {"node": "n1", "namespace": "myns", "pod": "mypod", "container": "web"}),
+    5779: ({"runtime": "containerd", "id": CRI_ID, "name": "api",
+            "image": "docker.io/library/bt7probe:latest"},
+           {"node": "n1", "namespace": "shop", "pod": "api-7f9c", "container": "api"}),
+    6064: ({"runtime": "containerd", "id": CRI_ONLY_ID, "name": "postgres",
+            "image": "docker.io/library/bt7probe:latest"},
+           {"node": "n1", "namespace": "data", "pod": "db-0", "container": "postgres"}),
+    5862: ({"runtime": "containerd", "id": "bt-nc1", "name": "bt-nc1", "image": None}, plain("bt-nc1")),
+    6789: ({"runtime": "podman", "id": PODMAN_ID, "name": "bt-pod-nc", "image": "localhost/bt7probe:latest"},
+           {"node": "n1", "namespace": "myns", "pod": "mypod", "container": "mycontainer"}),
+    6821: ({"runtime": "podman", "id": PODMAN_PLAIN_ID, "name": "bt-plain",
+            "image": "localhost/bt7probe:latest"}, plain("bt-plain")),
+    6853: ({"runtime": "podman", "id": PODMAN_KUBE_ID, "name": "bt-kp", "image": "localhost/bt7probe:latest"},
+           plain("bt-kp")),
+}
+
+
+@pytest.mark.parametrize("pid", sorted(EXPECTED))
+def test_each_runtime_from_its_files(pid):
+    en = Enricher(node="n1", root=DATA, watch=False)
+    assert en.for_pid(pid) == EXPECTED[pid]
+
+
+def test_host_process_is_no_container():
+    en = Enricher(node="n1", root=DATA, watch=False)
+    assert en.for_pid(4242) == (None, None)
+    ev = {"pid": 4242, "cgroup_id": 1, "mntns": None, "if_index": 0, "if": ""}
+    en.enrich(ev)
+    assert (ev["container"], ev["k8s"], ev["if"]) == (None, None, "")
+
+
+def test_unknown_ids_resolve_to_none():
+    rt = Runtimes(DATA, "n1")
+    assert rt.lookup(parse_cgroup_path("/docker/" + "e" * 64)) is None
+    assert rt.lookup(parse_cgroup_path("/process_api/ef632b1859636bd634b56b615eece7b8")) is None
+    # a CRI container's id found in any containerd namespace, whatever the cgroup parent says
+    assert rt.lookup(parse_cgroup_path("/other/" + CRI_ID)).container["name"] == "api"
+
+
+def make_root(tmp_path):
+    """A root with proc/self/mountinfo naming <root>/cg as the cgroup2 mount and
+    docker's captured config.v2.json files."""
+    root = str(tmp_path)
+    os.makedirs(os.path.join(root, "proc/self"))
+    with open(os.path.join(root, "proc/self/mountinfo"), "w") as f:
+        f.write("41 31 0:38 / /cg rw,relatime - cgroup2 cgroup2 rw\n")
+    os.makedirs(os.path.join(root, "cg/docker"))
+    shutil.copytree(os.path.join(DATA, "var/lib/docker"), os.path.join(root, "var/lib/docker"))
+    return root
+
+
+def add_cgroup(root, rel):
+    path = os.path.join(root, "cg", rel)
+    os.makedirs(path)
+    return os.stat(path).st_ino
+
+
+def test_cgroup_id_to_path_walk_for_a_process_already_gone(tmp_path):
+    root = make_root(tmp_path)
+    cgid = add_cgroup(root, "docker/" + DOCKER_ID)
+    en = Enricher(node="n1", root=root, watch=False)
+    assert en.cgroup2 == os.path.join(root, "cg")
+    ident = en.lookup(777, cgid, 4026532999)       # no /proc/777 here: only the walk can answer
+    assert ident.container["name"] == "bt7-probe"
+    assert en.paths[cgid] == "/docker/" + DOCKER_ID
+
+
+def test_resolved_once_then_cached_after_the_container_is_gone(tmp_path):
+    root = make_root(tmp_path)
+    cgid = add_cgroup(root, "docker/" + DOCKER_ID)
+    kube = add_cgroup(root, "kubepods/besteffort/pod1111-2222/" + KUBE_DOCKER_ID)
+    en = Enricher(node="n1", root=root, watch=False).prime()
+    assert en.by_cgid[kube].k8s == EXPECTED[5466][1]
+    shutil.rmtree(os.path.join(root, "cg"))
+    shutil.rmtree(os.path.join(root, "var/lib/docker"))
+    assert en.lookup(None, cgid, None).container == EXPECTED[5401][0]
+    assert en.lookup(None, kube, None).container == EXPECTED[5466][0]
+    # a fresh enricher, primed after the container left, cannot know it: the cache answered
+    assert Enricher(node="n1", root=root, watch=False).lookup(None, cgid, None) is None
+
+
+def test_mntns_cache_and_pid_reuse_guard(tmp_path):
+    root = make_root(tmp_path)
+    proc = os.path.join(root, "proc/300")
+    os.makedirs(os.path.join(proc, "ns"))
+    shutil.copy(os.path.join(DATA, "proc/5401/cgroup"), os.path.join(proc, "cgroup"))
+    with open(os.path.join(proc, "ns/mnt"), "w"):
+        pass
+    mntns = os.stat(os.path.join(proc, "ns/mnt")).st_ino    # stands in for the nsfs inode
+    en = Enricher(node="n1", root=root, watch=False)
+    assert en.lookup(300, None, mntns + 1) is None           # pid now someone else's: not trusted
+    assert en.lookup(300, None, mntns).container["name"] == "bt7-probe"
+    shutil.rmtree(proc)
+    assert en.lookup(300, None, mntns).container["name"] == "bt7-probe"   # gone: mntns cache
+
+
+def test_watch_resolves_a_cgroup_created_after_prime(tmp_path):
+    root = make_root(tmp_path)
+    with Enricher(node="n1", root=root, watch=True) as en:
+        en.prime()
+        parent = os.path.join(root, "cg/kubepods/besteffort/pod1111-2222")
+        os.makedirs(parent + "/" + KUBE_DOCKER_ID)           # nested mkdir -p, as runc does
+        cgid = os.stat(parent + "/" + KUBE_DOCKER_ID).st_ino
+        deadline = time.monotonic() + 10
+        while cgid not in en.by_cgid and time.monotonic() < deadline:
+            time.sleep(0.01)
+        shutil.rmtree(os.path.join(root, "cg/kubepods"))
+        ident = en.lookup(None, cgid, None)
+        assert ident is not None and ident.k8s == EXPECTED[5466][1]
+    assert en._thread is None and en._ino_fd == -1
+
+
+def test_enrich_fills_event_in_place_and_keeps_unknown_interfaces(tmp_path):
+    root = make_root(tmp_path)
+    cgid = add_cgroup(root, "docker/" + DOCKER_ID)
+    en = Enricher(node="n1", root=root, watch=False)
+    ev = {"pid": 1, "cgroup_id": cgid, "mntns": 5, "netns": None, "if_index": 0, "if": ""}
+    assert en.enrich(ev) is ev
+    assert ev["container"] == EXPECTED[5401][0] and ev["k8s"] == plain("bt7-probe")
+    ev2 = dict(ev, if_index=2 ** 31 - 1, **{"if": None})
+    en.enrich(ev2)
+    assert (ev2["if_index"], ev2["if"]) == (2 ** 31 - 1, None)
+    ev2["container"]["name"] = "changed"                          # events do not share dicts
+    assert en.lookup(1, cgid, 5).container["name"] == "bt7-probe"
