@@ -124,31 +124,24 @@ def _comm(pid):
     return text.rstrip("\n") if text is not None else None
 
 
-def _cgroup_id(pid):
-    """cgroup v2 id = inode of the process's cgroup directory (what the BPF side reports)."""
-    text = _read("/proc/%d/cgroup" % pid) or ""
-    for line in text.splitlines():
-        if line.startswith("0::"):
-            try:
-                return os.stat("/sys/fs/cgroup" + line[3:]).st_ino
-            except OSError:
-                return None
-    return None
-
-
 def _enrich(enricher, rec):
-    """Give the listener the container / Kubernetes identity of its process, using
-    the same enricher as bind events (it reads pid, mntns, netns, cgroup_id)."""
+    """Container / Kubernetes identity of the owning process, from the same
+    enricher as bind events (enrich.Enricher.for_pid)."""
     if enricher is None or rec["pid"] is None:
         return
-    probe = {"pid": rec["pid"], "tid": rec["pid"], "comm": rec["comm"], "netns": rec["netns"],
-             "mntns": _ns_inode(rec["pid"], "mnt"), "cgroup_id": _cgroup_id(rec["pid"]),
-             "container": None, "k8s": None}
     try:
-        enricher.enrich(probe)
+        rec["container"], rec["k8s"] = enricher.for_pid(rec["pid"])
     except Exception:  # enrichment must never cost the snapshot
-        return
-    rec["container"], rec["k8s"] = probe.get("container"), probe.get("k8s")
+        rec["container"], rec["k8s"] = None, None
+
+
+def default_enricher():
+    """An Enricher without its cgroup watch thread (one look, no window), or None."""
+    try:
+        from .enrich import Enricher
+        return Enricher(watch=False)
+    except Exception:
+        return None
 
 
 def snapshot(netns="all", enricher=None):

@@ -1,0 +1,423 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: bindtrace contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Ansible module: one bounded bind-trace window on a host -> ansible_facts.bind_trace."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: trace_bind
+short_description: Trace socket binds on a host for a bounded window with eBPF and return them as facts
+version_added: "0.1.0"
+description:
+  - Loads an eBPF bind tracer (syscall tracepoints C(sys_enter_bind) / C(sys_exit_bind)) on the
+    host, keeps it attached for O(duration) seconds, unloads it, and returns every AF_INET /
+    AF_INET6 C(bind) made on the host during that window as the fact C(bind_trace), together with
+    a snapshot of the sockets listening at the end of the window.
+  - Optional allow rules (O(allow)) give each bind and listener a verdict, C(expected) or
+    C(unexpected); O(fail_on_unexpected) fails the task naming what no rule allows.
+  - The tracer deploys itself. The compiled CO-RE BPF object is embedded in the host library
+    (C(module_utils/bindtrace/bpf_object.py)) and travels inside the AnsiballZ payload with the
+    module, so a host needs no copy of the project, no compiler and no kernel headers.
+  - Nothing stays loaded in the kernel after the task, whether it succeeds, fails, times out
+    under C(async) or is killed. Every kernel object is owned by the module's file descriptors.
+author:
+  - bindtrace contributors
+options:
+  duration:
+    description:
+      - Length of the trace window in seconds, more than 0 and at most 3600.
+      - For windows longer than the connection timeout, use C(async) with a value greater than
+        O(duration) (see the examples).
+    type: raw
+    default: 10
+  mode:
+    description:
+      - V(summary) counts binds in the kernel, one record per distinct bind (process, protocol,
+        address, port, options, interface, error) with C(count), C(first_seen), C(last_seen).
+        It uses constant memory and loses nothing whatever the bind rate.
+      - V(events) returns one record per C(bind) call, up to O(max_events).
+    type: str
+    choices: [summary, events]
+    default: summary
+  max_events:
+    description:
+      - In V(events) mode, keep at most this many events. Events past the cap are counted in
+        C(dropped) and C(truncated) is true.
+      - Unset or V(0) means no cap.
+    type: raw
+  pid:
+    description:
+      - Only binds made by this process id.
+    type: raw
+  ports:
+    description:
+      - Only binds on these ports. Give a list, or a comma-separated string, of port numbers
+        and ranges, for example V(22,8000-8100) or V([22, "8000-8100"]).
+    type: raw
+  ignore_errors:
+    description:
+      - When true, only successful binds are returned. Set it to false to see failed binds too.
+        Their C(error) holds the errno name, for example C(EADDRINUSE).
+    type: bool
+    default: true
+  comm:
+    description:
+      - Only binds made by processes with this name, at most 15 bytes as the kernel keeps it.
+    type: str
+  uid:
+    description:
+      - Only binds made by processes running as this user id.
+    type: raw
+  netns:
+    description:
+      - V(all) traces every network namespace of the host.
+      - V(host) keeps only binds made in the tracer's own network namespace, and limits the
+        listener snapshot to that namespace. Use it to audit one network namespace.
+      - A network namespace inode number keeps only that namespace.
+    type: str
+    default: all
+  containername:
+    description:
+      - Only binds made in the container with this name.
+    type: str
+  scope:
+    description:
+      - V(all) (default), V(host) for host processes only, or V(containers) for container
+        processes only.
+    type: str
+    default: all
+  backend:
+    description:
+      - V(core) loads the embedded CO-RE object through C(libbpf.so.1). It needs kernel BTF.
+      - V(bcc) compiles the tracer at run time. It needs bcc and the kernel headers.
+      - V(auto) picks core when BTF and libbpf are present, else bcc. If neither is there, the
+        task fails with a message starting with C(unsupported:).
+    type: str
+    choices: [auto, core, bcc]
+    default: auto
+  listeners:
+    description:
+      - Also return the sockets listening at the end of the window, meaning TCP in LISTEN and
+        bound unconnected UDP, with the owning process, user and container.
+      - The snapshot honours O(netns) only. The other filters select binds.
+    type: bool
+    default: true
+  allow:
+    description:
+      - Allow rules. Each rule is a mapping. A rule matches a bind or listener when every key it
+        gives matches. A record is C(expected) when any rule matches, else C(unexpected).
+      - "Keys: C(port) (number, V(8000-8100) range, or a list of those), C(proto) (V(tcp), V(udp), and so on),
+        C(addr) (V(loopback), V(any) for the wildcard address, an IP address, or a CIDR, or a list),
+        C(comm) and C(user) (name or uid; shell globs), C(container) (container name glob,
+        V(*) for any container), C(host) (true for host processes only, false for container
+        processes only), and C(name) / C(description) (free text)."
+      - Without O(allow) the verdicts are null. An empty list allows nothing.
+      - Failed binds get a verdict but are never counted as unexpected, because they opened nothing.
+      - Usually set per group in C(group_vars), so that each group has its own expected
+        listeners.
+    type: raw
+  fail_on_unexpected:
+    description:
+      - Fail the task when a successful bind or a listener matches no rule in O(allow). The
+        message names each one as C(PROTO addr:port comm pid N). The facts are returned all the
+        same.
+      - Requires O(allow).
+    type: bool
+    default: false
+notes:
+  - Needs root (C(become=true)), Linux with syscall tracepoints and a mounted tracefs, and either
+    kernel BTF plus C(libbpf.so.1) (Debian package C(libbpf1)) or bcc.
+  - AnsiballZ ships only Python. The BPF object is compiled once, in the project, and committed
+    as bytes in a Python module under C(module_utils). AnsiballZ packs it into the payload
+    like any other module_utils file. A C(copy) task or a package on every host would be a second
+    deployment path to keep in step. Compiling on the host would need clang and headers there.
+    The object is CO-RE, so the one build fits every kernel that has BTF.
+  - Tracing changes nothing on the host, so the module supports check mode and still traces in it.
+  - The host library needs Python 3.8 or later and the standard library only.
+seealso:
+  - name: Inspektor Gadget trace bind
+    description: The single-host gadget whose event fields this module follows.
+    link: https://www.inspektor-gadget.io/docs/latest/gadgets/trace_bind
+attributes:
+  check_mode:
+    support: full
+    details: Tracing changes nothing, so check mode traces too and returns the same facts.
+  diff_mode:
+    support: none
+  facts:
+    support: full
+"""
+
+EXAMPLES = r"""
+- name: Summarise the binds made during 30 seconds on every host
+  fleetaudit.bindtrace.trace_bind:
+    duration: 30
+  become: true
+
+- name: Audit listeners against the group's policy and fail on anything else
+  fleetaudit.bindtrace.trace_bind:
+    duration: 10
+    allow: "{{ bindtrace_allow }}"
+    fail_on_unexpected: true
+  become: true
+  vars:
+    bindtrace_allow:    # usually in group_vars/<group>.yml
+      - {name: ssh, port: 22, proto: tcp, comm: sshd}
+      - {name: local resolver, addr: loopback, proto: udp}
+      - {name: web, port: [80, 443], comm: "nginx*", user: www-data}
+      - {name: any container on 8000-8100, port: "8000-8100", container: "*"}
+
+- name: Every bind on two ports, failures included, one event per call
+  fleetaudit.bindtrace.trace_bind:
+    duration: 5
+    mode: events
+    max_events: 1000
+    ports: [8080, "9000-9100"]
+    ignore_errors: false
+  become: true
+
+- name: A one-hour window, without holding the connection open
+  fleetaudit.bindtrace.trace_bind:
+    duration: 3600
+  become: true
+  async: 3700
+  poll: 30
+
+- name: Only the network namespace the module runs in
+  fleetaudit.bindtrace.trace_bind:
+    duration: 10
+    netns: host
+  become: true
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: Facts set on the host.
+  returned: always
+  type: dict
+  contains:
+    bind_trace:
+      description: What the window saw.
+      returned: always
+      type: dict
+      contains:
+        schema:
+          description: Version of this shape.
+          type: int
+          returned: always
+          sample: 1
+        host:
+          description: Host name, kernel release, backend used and why, and the tracer's
+            network namespace inode.
+          type: dict
+          returned: always
+          sample: {"hostname": "web1", "kernel": "6.1.0-40-cloud-amd64", "backend": "core",
+                   "backend_reason": "auto: kernel BTF and libbpf.so.1 present",
+                   "node": "web1", "netns": 4026531833}
+        window:
+          description: Start and end (RFC 3339, nanoseconds) and length in seconds.
+          type: dict
+          returned: always
+          sample: {"start": "2026-11-25T12:00:00.000000001Z",
+                   "end": "2026-11-25T12:00:10.000000002Z", "duration": 10.0}
+        mode:
+          description: V(summary) or V(events).
+          type: str
+          returned: always
+          sample: summary
+        filters:
+          description: The filters in force (ports in their text form).
+          type: dict
+          returned: always
+          sample: {"pid": null, "ports": "22,8000-8100", "ignore_errors": true, "comm": null,
+                   "uid": null, "netns": "all", "containername": null, "scope": "all"}
+        binds:
+          description:
+            - One record per bind (events mode) or per distinct bind (summary mode, with
+              C(count), C(first_seen), C(last_seen)), the same fields as C(trace-bind -o json),
+              plus C(verdict).
+            - "Fields: schema, timestamp, pid, tid, ppid, uid, gid, user, comm, proto, family,
+              addr, port, requested_addr, requested_port, opts, options, if_index, if, error, ret,
+              netns, mntns, cgroup_id, container, k8s, verdict."
+          type: list
+          elements: dict
+          returned: always
+          sample: [{"schema": 1, "timestamp": "2026-11-25T12:00:01.000000000Z", "pid": 4242,
+                    "tid": null, "ppid": 1, "uid": 0, "gid": 0, "user": "root", "comm": "nc",
+                    "proto": "TCP", "family": 4, "addr": "0.0.0.0", "port": 4242,
+                    "requested_addr": "0.0.0.0", "requested_port": 4242, "opts": ".R...",
+                    "options": {"reuseport": false, "reuseaddr": true,
+                                "bind_address_no_port": false, "transparent": false,
+                                "freebind": false},
+                    "if_index": 0, "if": "", "error": null, "ret": 0, "netns": 4026531833,
+                    "mntns": 4026531832, "cgroup_id": 1, "container": null, "k8s": null,
+                    "count": 1, "first_seen": "2026-11-25T12:00:01.000000000Z",
+                    "last_seen": "2026-11-25T12:00:01.000000000Z", "verdict": "unexpected"}]
+        listeners:
+          description: Sockets listening at the end of the window (empty when O(listeners=false)).
+          type: list
+          elements: dict
+          returned: always
+          sample: [{"proto": "TCP", "family": 4, "addr": "0.0.0.0", "port": 22, "state": "LISTEN",
+                    "inode": 12345, "uid": 0, "user": "root", "pid": 321, "comm": "sshd",
+                    "netns": 4026531833, "container": null, "k8s": null, "verdict": "expected"}]
+        lost:
+          description: Events the kernel could not deliver (ring buffer full). Always 0 in summary mode.
+          type: int
+          returned: always
+          sample: 0
+        dropped:
+          description: Events past O(max_events), counted exactly and not kept.
+          type: int
+          returned: always
+          sample: 0
+        truncated:
+          description: True when O(max_events) cut the list.
+          type: bool
+          returned: always
+          sample: false
+        summary_full:
+          description: Distinct binds the kernel's summary table had no room for.
+          type: int
+          returned: always
+          sample: 0
+        unexpected:
+          description: The successful binds and the listeners that no rule allows.
+          type: dict
+          returned: always
+          sample: {"binds": [], "listeners": []}
+        counts:
+          description: Totals. C(binds) is the number of bind calls, summing counts in summary mode.
+          type: dict
+          returned: always
+          sample: {"binds": 3, "records": 2, "listeners": 5, "unexpected_binds": 0,
+                   "unexpected_listeners": 0, "lost": 0, "dropped": 0}
+        missing_fields:
+          description: Fields this backend cannot read (null in every record).
+          type: list
+          elements: str
+          returned: always
+          sample: []
+        policy:
+          description: Number of allow rules applied.
+          type: dict
+          returned: always
+          sample: {"rules": 2}
+"""
+
+import signal
+import traceback
+
+from ansible.module_utils.basic import AnsibleModule
+
+try:
+    from ansible_collections.fleetaudit.bindtrace.plugins.module_utils.bindtrace import BindtraceError
+    from ansible_collections.fleetaudit.bindtrace.plugins.module_utils.bindtrace.filters import (
+        make_config, parse_duration)
+    from ansible_collections.fleetaudit.bindtrace.plugins.module_utils.bindtrace.listeners import (
+        default_enricher, snapshot)
+    from ansible_collections.fleetaudit.bindtrace.plugins.module_utils.bindtrace.policy import (
+        describe, validate_rules)
+    from ansible_collections.fleetaudit.bindtrace.plugins.module_utils.bindtrace.trace import (
+        build_facts, run_window)
+    IMPORT_ERROR = None
+except ImportError as exc:  # e.g. a host without pwd/ctypes: not a Linux we can trace
+    IMPORT_ERROR = exc
+
+MAX_NAMED = 20  # failure messages name at most this many records per kind
+
+ARGUMENT_SPEC = dict(
+    duration=dict(type="raw", default=10),
+    mode=dict(type="str", default="summary", choices=["summary", "events"]),
+    max_events=dict(type="raw"),
+    pid=dict(type="raw"),
+    ports=dict(type="raw"),
+    ignore_errors=dict(type="bool", default=True),
+    comm=dict(type="str"),
+    uid=dict(type="raw"),
+    netns=dict(type="str", default="all"),
+    containername=dict(type="str"),
+    scope=dict(type="str", default="all"),
+    backend=dict(type="str", default="auto", choices=["auto", "core", "bcc"]),
+    listeners=dict(type="bool", default=True),
+    allow=dict(type="raw"),
+    fail_on_unexpected=dict(type="bool", default=False),
+)
+
+
+class _Stop(object):
+    """SIGTERM / SIGINT close the window early; the module then fails cleanly."""
+
+    def __init__(self):
+        self.signum = None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self.handler)
+
+    def handler(self, signum, _frame):
+        self.signum = signum
+
+    def __call__(self):
+        return self.signum is not None
+
+
+def unexpected_message(facts):
+    """'unexpected listeners on web1: TCP 0.0.0.0:8080 nc pid 77; ...' (cause and fix)."""
+    parts = []
+    for kind in ("listeners", "binds"):
+        recs = facts["unexpected"][kind]
+        if not recs:
+            continue
+        names = [describe(r) for r in recs[:MAX_NAMED]]
+        more = " and %d more" % (len(recs) - MAX_NAMED) if len(recs) > MAX_NAMED else ""
+        parts.append("unexpected %s on %s: %s%s" % (kind, facts["host"]["hostname"],
+                                                   ", ".join(names), more))
+    return ("; ".join(parts) + ". No allow rule matches them: stop them, or add a rule to allow "
+            "(e.g. {port: N, proto: tcp, comm: NAME})")
+
+
+def trace(params):
+    """Validate everything first (nothing loads on a bad argument), then trace."""
+    cfg = make_config(mode=params["mode"], pid=params["pid"], ports=params["ports"],
+                      ignore_errors=params["ignore_errors"], comm=params["comm"],
+                      uid=params["uid"], netns=params["netns"],
+                      containername=params["containername"], scope=params["scope"],
+                      max_events=params["max_events"], backend=params["backend"])
+    duration = parse_duration(params["duration"])
+    rules = validate_rules(params["allow"])
+    if params["fail_on_unexpected"] and rules is None:
+        raise BindtraceError("fail_on_unexpected needs a policy: set allow to a list of rules "
+                             "(an empty list allows nothing)")
+    stop = _Stop()
+    binds, stats, meta = run_window(cfg, duration, should_stop=stop)
+    if stop.signum is not None:
+        raise BindtraceError("interrupted by signal %d before the window ended; nothing stays "
+                             "loaded; rerun the task" % stop.signum)
+    listeners = snapshot(cfg.netns, default_enricher()) if params["listeners"] else []
+    return build_facts(cfg, binds, stats, meta, listeners, params["allow"])
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    if IMPORT_ERROR is not None:
+        module.fail_json(msg="unsupported: the bindtrace host library cannot load here (%s); "
+                             "it needs Linux and Python 3.8+" % IMPORT_ERROR)
+    try:
+        facts = trace(module.params)
+    except BindtraceError as exc:
+        module.fail_json(msg=str(exc))
+    except Exception as exc:  # a bug, not a user error: say so, trace only in -vvv
+        module.fail_json(msg="internal error in trace_bind: %s: %s; please report it"
+                             % (type(exc).__name__, exc), exception=traceback.format_exc())
+    result = dict(changed=False, ansible_facts=dict(bind_trace=facts))
+    if module.params["fail_on_unexpected"] and (facts["unexpected"]["listeners"]
+                                                or facts["unexpected"]["binds"]):
+        module.fail_json(msg=unexpected_message(facts), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
