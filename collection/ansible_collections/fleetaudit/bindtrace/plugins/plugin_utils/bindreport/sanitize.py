@@ -14,6 +14,7 @@ _UNSAFE = re.compile(
     "[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029\ufeff]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _SPACES = re.compile(r"\s+")
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 def clean_text(value):
@@ -21,11 +22,7 @@ def clean_text(value):
     become U+FFFD, as invalid UTF-8 does."""
     if not isinstance(value, str):
         value = str(value)
-    try:
-        value.encode("utf-8")
-        return value
-    except UnicodeEncodeError:
-        return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return _SURROGATES.sub("\ufffd", value)
 
 
 def _escape(match):
