@@ -49,6 +49,16 @@ Subsystem sftp internal-sftp
 """
 
 
+# Runs inside the host's namespaces: $1 hostname, $2 sshd, $3 config, $4 log.
+BOOT = """\
+set -e
+hostname "$1"
+mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing
+mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf || true
+exec "$2" -f "$3" -E "$4"
+"""
+
+
 def make_keys(state):
     """Host key and client key, each generated once per state directory."""
     for name in ("ssh_host_ed25519_key", "id_ed25519"):
@@ -89,10 +99,12 @@ def start(ns, hostname, hostdir, addr, timeout=10.0):
         os.unlink(pidfile)
     log = os.path.join(hostdir, "sshd.log")
     # `ip netns exec` also gives the process a mount namespace in which the
-    # host's /etc/netns/<ns>/{hosts,resolv.conf,hostname} cover /etc's.
+    # host's /etc/netns/<ns>/{hosts,resolv.conf,hostname} cover /etc's and a
+    # fresh sysfs shows the namespace's own interfaces. That fresh /sys has
+    # no tracefs (or bpffs) on it: mount them, as a booting host would.
     subprocess.run(
-        ["/usr/sbin/ip", "netns", "exec", ns, UNSHARE, "--uts", "--", "/bin/sh", "-c",
-         'hostname "$1" && exec "$2" -f "$3" -E "$4"', "sh", hostname, SSHD, cfg, log],
+        ["/usr/sbin/ip", "netns", "exec", ns, UNSHARE, "--uts", "--", "/bin/sh", "-c", BOOT,
+         "sh", hostname, SSHD, cfg, log],
         check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout
     pid = None
