@@ -7,6 +7,7 @@ SIGKILL releases it."""
 import ctypes
 import errno
 import struct
+import time
 
 from . import BindtraceError
 from . import bpf_object
@@ -153,6 +154,8 @@ class CoreBackend(object):
             n = self.lib.ring_buffer__poll(self.rb, int(timeout_ms))
             if n < 0 and -n != errno.EINTR:
                 raise BindtraceError("reading the ring buffer failed: %s" % libbpf.errno_text(n))
+        elif timeout_ms > 0:
+            time.sleep(timeout_ms / 1000.0)  # summary mode: nothing to read until the end
         out = self._pending[:]
         del self._pending[:]
         return out

@@ -82,6 +82,8 @@ class Tracer(object):
         self.delivered = 0   # events handed to the caller
         self.dropped = 0     # events over max_events, counted not kept
         self.excluded = 0    # events removed by the container filter
+        self._kept_raw = []
+        self._kept_events = []
 
     @property
     def backend_name(self):
@@ -105,8 +107,11 @@ class Tracer(object):
 
     def poll(self, timeout_ms=100):
         """Events mode: the events delivered since the last call, decoded and enriched."""
+        return self.poll_decoded(self.backend.poll(timeout_ms))
+
+    def poll_decoded(self, raws):
         out = []
-        for raw in self.backend.poll(timeout_ms):
+        for raw in raws:
             ev = self._finish(decode_event(raw, self.clock))
             if ev is None:
                 continue
@@ -115,6 +120,32 @@ class Tracer(object):
                 continue
             self.delivered += 1
             out.append(ev)
+        return out
+
+    def collect(self, timeout_ms=100):
+        """Window mode: keep raw records and decode them at the end (decoding is
+        the expensive part), so the window loop keeps up with bind storms. Only
+        the first max_events are kept; the rest are counted as dropped."""
+        raws = self.backend.poll(timeout_ms)
+        if self.selected is not None:  # a container filter needs each event decoded now
+            kept = self._kept_events
+            for ev in self.poll_decoded(raws):
+                kept.append(ev)
+            return
+        room = len(raws) if self.cfg.max_events is None else max(
+            0, self.cfg.max_events - self.delivered)
+        self._kept_raw.extend(raws[:room])
+        self.delivered += min(room, len(raws))
+        self.dropped += len(raws) - min(room, len(raws))
+
+    def collected(self):
+        """Everything collect() kept, decoded and enriched, in arrival order."""
+        out = self._kept_events
+        for raw in self._kept_raw:
+            ev = self._finish(decode_event(raw, self.clock))
+            if ev is not None:
+                out.append(ev)
+        self._kept_raw = []
         return out
 
     def stop(self):
@@ -167,12 +198,11 @@ def run_window(cfg, duration, should_stop=None):
             left = deadline - time.monotonic()
             if left <= 0 or (should_stop is not None and should_stop()):
                 break
-            batch = tracer.poll(min(100, max(1, int(left * 1000))))
-            if cfg.mode == "events":
-                binds.extend(batch)
+            tracer.collect(min(100, max(1, int(left * 1000))))
         tracer.stop()
         if cfg.mode == "events":
-            binds.extend(tracer.poll(0))
+            tracer.collect(0)
+            binds = tracer.collected()
         else:
             binds = tracer.summary()
         end = rfc3339_now()
