@@ -156,4 +156,4 @@ class CallbackModule(CallbackBase):
         except BindReportError as e:
             self._display.error("bind_report: %s" % e)
             return
-        self._display.display("bind_report: wrote %s" % ", ".join(paths[f] for f in sorted(paths)))
+        self._display.display("bind_report: wrote %s" % ", ".join(paths.values()))
