@@ -68,6 +68,24 @@ def run_adhoc(fleet, module, args=None, pattern="all", connection=None, forks=FL
         shutil.rmtree(tree, ignore_errors=True)
 
 
+PLAYBOOK = os.path.join(ROOT, "playbooks", "trace_bind.yml")
+
+
+def run_playbook(fleet, report_dir, extra_vars=None, connection=None, playbook=PLAYBOOK,
+                 forks=FLEET_SIZE, timeout=600, **env):
+    """The real `ansible-playbook` over the fleet with the repo's ansible.cfg
+    (bind_report callback enabled), report files written to report_dir."""
+    cmd = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", fleet.inventory_path, "-f", str(forks),
+           playbook]
+    if connection:
+        cmd += ["-c", connection]
+    if extra_vars:
+        cmd += ["-e", json.dumps(extra_vars)]
+    e = ansible_env(BIND_REPORT_DIR=report_dir, **env)
+    return subprocess.run(cmd, env=e, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          universal_newlines=True, timeout=timeout)
+
+
 @pytest.fixture(scope="session")
 def fleet():
     f = Fleet(STATE)

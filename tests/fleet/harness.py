@@ -208,6 +208,15 @@ class Fleet(object):
             json.dump(inv, f, indent=2, sort_keys=True)
             f.write("\n")
 
+    def write_group_vars(self, group, variables):
+        """<state>/group_vars/<group>.yml next to the inventory, e.g. each
+        group's `bindtrace_allow` policy (JSON is YAML)."""
+        d = os.path.join(self.state, "group_vars")
+        os.makedirs(d, mode=0o700, exist_ok=True)
+        with open(os.path.join(d, group + ".yml"), "w") as f:
+            json.dump(variables, f, indent=2, sort_keys=True)
+            f.write("\n")
+
     # -- down --------------------------------------------------------------
     def down(self):
         """Remove everything this state dir records; safe to repeat."""
