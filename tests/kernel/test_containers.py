@@ -293,3 +293,58 @@ def test_bound_device_named_inside_the_container_netns(images, names):
     ev = evs[0]
     assert (ev["if_index"], ev["if"]) == (index, "eth0")
     assert ev["container"]["name"] == name
+
+
+def test_cli_shows_k8s_columns_once_a_container_binds(images, names, tmp_path):
+    """The kubectl-gadget view: a host bind first (plain header), then a kubelet-style
+    container's bind brings the K8S.* columns, as in the seed."""
+    bb, _ = images
+    name = names(KUBE_NAME)
+    cli = subprocess.Popen(CLI + ["-P", "4243"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, env=cli_env())
+    host_nc = None
+    try:
+        assert cli.stdout.readline().split() == ["PID", "COMM", "PROTO", "ADDR", "PORT", "OPTS", "IF"]
+        wait_attached(cli)
+        host_nc = subprocess.Popen([nc_binary(tmp_path), "-l", "-p", "4243"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        host_row = cli.stdout.readline().split()
+        pid, _ = run_d(name, bb, "nc", "-l", "-p", "4243", extra=KUBE_LABELS + KUBE_PARENT)
+        header = cli.stdout.readline()
+        row = cli.stdout.readline()
+        cli.send_signal(2)
+        cli.communicate(timeout=30)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+        if host_nc is not None:
+            host_nc.kill()
+            host_nc.wait()
+    assert host_row == [str(host_nc.pid), "nc", "TCP", "::", "4243", ".R..."]
+    assert header.rstrip("\n") == ("K8S.NODE         K8S.NAMESPACE    K8S.PODNAME      "
+                                   "K8S.CONTAINERNAME PID     COMM             PROTO  ADDR"
+                                   "             PORT   OPTS   IF")
+    assert row.split() == [NODE, "shop", "web", "listener", str(pid), "nc", "TCP", "::", "4243", ".R..."]
+
+
+def test_cli_summary_with_containername(images, names):
+    bb, _ = images
+    name = names("test-trace-bind")
+    cli = subprocess.Popen(CLI + ["--summary", "-c", "test-trace-bind", "-P", "4242"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env())
+    try:
+        wait_attached(cli)
+        pid, _ = run_d(name, bb, "nc", "-l", "-p", "4242")
+        wait_listening(name, 4242)
+        remove(name)                        # gone before the summary is read
+        cli.send_signal(2)
+        out, err = cli.communicate(timeout=30)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+    lines = out.splitlines()
+    assert lines[0].split() == ["K8S.NODE", "K8S.NAMESPACE", "K8S.PODNAME", "K8S.CONTAINERNAME", "PID",
+                                "COMM", "PROTO", "ADDR", "PORT", "OPTS", "COUNT", "IF"]
+    assert [l.split() for l in lines[1:]] == [
+        [NODE, "test-trace-bind", str(pid), "nc", "TCP", "::", "4242", ".R...", "1"]]
+    assert err.strip().splitlines()[-1] == "# events: 1, lost: 0, dropped: 0"

@@ -30,14 +30,20 @@ def printable(value):
 
 class Table(object):
     def __init__(self, out, containers, errors, summary):
+        self.out, self.errors, self.summary = out, errors, summary
+        self.set_columns(containers)
+
+    def set_columns(self, containers):
+        """The seed's K8S columns only when containers are in play (-c, --scope
+        containers) or some event came from a container."""
         cols = list(K8S_COLUMNS) if containers else []
         cols += list(BASE_COLUMNS[:-1])
-        if errors:
+        if self.errors:
             cols.append(ERROR_COLUMN)
-        if summary:
+        if self.summary:
             cols.append(COUNT_COLUMN)
         cols.append(BASE_COLUMNS[-1])
-        self.cols, self.out = cols, out
+        self.cols, self.containers = cols, containers
 
     def line(self, cells):
         parts = []
@@ -50,6 +56,9 @@ class Table(object):
         self.out.flush()
 
     def row(self, ev):
+        if not self.containers and ev.get("container") is not None:
+            self.set_columns(True)   # first container event: K8S columns, header again
+            self.header()
         self.line([printable(get(ev)) for _, _, get in self.cols])
         self.out.flush()
 
@@ -110,6 +119,8 @@ def run(args, out=sys.stdout, err=sys.stderr):
         if args.summary:
             events = tracer.summary()
             if not as_json:
+                table.set_columns(containers or any(e.get("container") is not None
+                                                    for e in events))
                 table.header()
         for ev in events:
             emit(ev, as_json, table, out)
