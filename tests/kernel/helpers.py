@@ -10,8 +10,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 LIBDIR = os.path.join(ROOT, "collection/ansible_collections/fleetaudit/bindtrace/plugins/module_utils")
 
 
-def trace_around(cfg, action, settle=0.3):
+def trace_around(cfg, action, settle=0.3, until=None, patience=15.0):
     """Load the tracer, run action(), let the last events arrive, stop.
+    until(result, events) -> bool keeps polling (up to `patience` s, for a
+    loaded machine) until the expected events arrived.
     Returns (action's result, events or summary records, stats)."""
     from bindtrace.trace import Tracer
     events = []
@@ -19,6 +21,9 @@ def trace_around(cfg, action, settle=0.3):
         result = action()
         deadline = time.monotonic() + settle
         while time.monotonic() < deadline:
+            events.extend(tracer.poll(50))
+        deadline = time.monotonic() + patience
+        while until is not None and not until(result, events) and time.monotonic() < deadline:
             events.extend(tracer.poll(50))
         tracer.stop()
         events.extend(tracer.poll(0))

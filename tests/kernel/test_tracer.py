@@ -42,10 +42,10 @@ def test_busybox_nc_as_in_the_seed(tmp_path):
         p = subprocess.Popen([nc, "-l", "-p", "4242"], stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
         procs.append(p)
-        time.sleep(0.5)
         return p.pid
     try:
-        pid, events, _ = trace_around(make_config(ports="4242"), start)
+        pid, events, _ = trace_around(make_config(ports="4242"), start,
+                                      until=lambda pid, evs: any(e["pid"] == pid for e in evs))
     finally:
         for p in procs:
             p.kill()
