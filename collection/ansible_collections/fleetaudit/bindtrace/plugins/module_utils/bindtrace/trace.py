@@ -96,9 +96,12 @@ class Tracer(object):
         self.close()
 
     def _finish(self, ev):
+        # fields the backend cannot read on this kernel (bcc) are null, never a guess
+        for field in getattr(self.backend, "missing_fields", ()):
+            ev[field] = None
         if self.enricher is not None:
             self.enricher.enrich(ev)
-        if ev["if"] is None and ev["netns"] == self.own_netns:
+        if ev["if"] is None and ev["if_index"] is not None and ev["netns"] == self.own_netns:
             ev["if"] = _ifname_here(ev["if_index"])
         if self.selected is not None and not self.selected(ev):
             self.excluded += 1
