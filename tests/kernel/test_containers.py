@@ -348,3 +348,33 @@ def test_cli_summary_with_containername(images, names):
     assert [l.split() for l in lines[1:]] == [
         [NODE, "test-trace-bind", str(pid), "nc", "TCP", "::", "4242", ".R...", "1"]]
     assert err.strip().splitlines()[-1] == "# events: 1, lost: 0, dropped: 0"
+
+
+def test_facts_binds_and_listeners_carry_container_and_k8s(images, names):
+    """The module's path (run_window -> build_facts, listeners snapshot): a kubelet-style
+    container's bind and its listening socket both carry container and k8s."""
+    from bindtrace.listeners import default_enricher, snapshot
+    from bindtrace.trace import build_facts, run_window
+    bb, _ = images
+    name = names(KUBE_NAME)
+    state = {"pid": None, "polls": 0}
+
+    def should_stop():   # first called once the tracer is attached: start the container then
+        if state["pid"] is None:
+            state["pid"], _ = run_d(name, bb, "nc", "-l", "-p", "4248", extra=KUBE_LABELS + KUBE_PARENT)
+            wait_listening(name, 4248)
+        state["polls"] += 1
+        return state["polls"] > 3
+    cfg = make_config(mode="summary", ports="4248")
+    binds, st, meta = run_window(cfg, 120, should_stop=should_stop)
+    facts = build_facts(cfg, binds, st, meta, snapshot("all", default_enricher()), None)
+    cid = inspect(name, "{{.Id}}")
+    want_ctr = {"runtime": "docker", "id": cid, "name": KUBE_NAME, "image": "bindtrace-bb:latest"}
+    want_k8s = {"node": NODE, "namespace": "shop", "pod": "web", "container": "listener"}
+    (bind,) = facts["binds"]
+    assert (bind["pid"], bind["port"], bind["count"]) == (state["pid"], 4248, 1)
+    assert (bind["container"], bind["k8s"]) == (want_ctr, want_k8s)
+    mine = [l for l in facts["listeners"] if l["pid"] == state["pid"]]
+    assert [(l["proto"], l["addr"], l["port"], l["state"]) for l in mine] == [("TCP", "::", 4248, "LISTEN")]
+    assert (mine[0]["container"], mine[0]["k8s"]) == (want_ctr, want_k8s)
+    assert json.loads(json.dumps(facts))["binds"][0]["k8s"] == want_k8s
