@@ -154,3 +154,13 @@ def test_enrich_fills_event_in_place_and_keeps_unknown_interfaces(tmp_path):
     assert (ev2["if_index"], ev2["if"]) == (2 ** 31 - 1, None)
     ev2["container"]["name"] = "changed"                          # events do not share dicts
     assert en.lookup(1, cgid, 5).container["name"] == "bt7-probe"
+
+
+def test_ifname_never_guessed_when_the_netns_is_unknown(tmp_path):
+    from bindtrace.ifnames import IfNames
+    names = IfNames(str(tmp_path))          # an empty root: no /proc/<pid> to find a netns from
+    assert names.name(1, pid=12345, netns=None) is None
+    assert names.name(0, pid=12345, netns=None) == ""
+    real = IfNames()
+    assert real.name(1, pid=os.getpid(), netns=None) == "lo"   # this live process's netns
+    assert real.name(1) == "lo"                                 # no binder given: this netns

@@ -76,7 +76,12 @@ class IfNames(object):
         if not ifindex:
             return ""
         if not netns:   # 0/None: not captured by this backend
-            netns = self._pid_netns(pid) if pid else None
+            if pid:
+                netns = self._pid_netns(pid)
+                if netns is None:
+                    return None   # binder gone, netns unknown: the host's name would be a guess
+            else:
+                netns = self.host_netns
         key = (netns, ifindex)
         if key in self.cache:
             return self.cache[key]
