@@ -59,7 +59,7 @@ def _csp_hash(text):
 
 def _listener_text(r):
     return "%s %s:%s %s (pid %s)" % (visible(r["proto"]), visible(r["addr"]), r["port"],
-                                     visible(r["comm"]), r["pid"])
+                                     visible(r["comm"]) or "-", "-" if r["pid"] is None else r["pid"])
 
 
 def junit_cases(model):

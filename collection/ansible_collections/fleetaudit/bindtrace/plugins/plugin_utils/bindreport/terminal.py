@@ -6,8 +6,8 @@ from . import views
 MAX_CELL = 48
 
 
-def _cell(value):
-    text = visible("" if value is None else value)
+def _cell(value, none=""):
+    text = visible(none if value is None else value)
     if len(text) > MAX_CELL:
         text = text[:MAX_CELL - 1] + "~"
     return text
@@ -44,8 +44,8 @@ def _summary_lines(model):
             lines.append("  %s: %d" % (_cell(name), len(rows)))
             for r in rows:
                 lines.append("    %s %s:%s %s (pid %s)" % (_cell(r["proto"]), _cell(r["addr"]),
-                                                         _cell(r["port"]), _cell(r["comm"]),
-                                                         _cell(r["pid"])))
+                                                         _cell(r["port"]), _cell(r["comm"], "-"),
+                                                         _cell(r["pid"], "-")))
     else:
         lines.append("unexpected listeners: none")
     if s["top_ports"]:

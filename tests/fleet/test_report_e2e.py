@@ -1,0 +1,160 @@
+"""End to end with the real module: `ansible-playbook playbooks/trace_bind.yml`
+against localhost (real eBPF) while a Python workload binds, then the same
+playbook through ansible-runner. The report must list exactly the binds the
+host's facts held, and those are exactly the workload's binds.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from report_run import ROOT, VENV_BIN, closed_port, env, read
+
+PLAYBOOK = os.path.join(ROOT, "playbooks", "trace_bind.yml")
+WINDOW = 3
+
+# Binds in a loop until killed: TCP 127.0.0.1:P1 listening (SO_REUSEADDR),
+# UDP [::1]:P2, TCP 0.0.0.0:P3 (SO_REUSEADDR + SO_REUSEPORT); plus one TCP
+# listener on 127.0.0.1:P4 bound before the window and held throughout.
+WORKLOAD = r"""
+import socket, sys, time
+p1, p2, p3, p4 = map(int, sys.argv[1:5])
+held = socket.socket()
+held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+held.bind(("127.0.0.1", p4))
+held.listen()
+print("ready", flush=True)
+while True:
+    a = socket.socket()
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    a.bind(("127.0.0.1", p1))
+    a.listen()
+    b = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    b.bind(("::1", p2))
+    c = socket.socket()
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    c.bind(("0.0.0.0", p3))
+    time.sleep(0.2)
+    for s in (a, b, c):
+        s.close()
+    time.sleep(0.05)
+"""
+
+
+@pytest.fixture
+def workload():
+    ports = []
+    while len(ports) < 4:
+        p = closed_port()
+        if p not in ports:
+            ports.append(p)
+    proc = subprocess.Popen(["/usr/bin/python3", "-c", WORKLOAD] + [str(p) for p in ports],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "ready\n"
+    yield proc.pid, ports
+    proc.kill()
+    proc.wait()
+
+
+def extra_vars(pid, ports):
+    p1, p2, p3, p4 = ports
+    return {
+        "bindtrace_duration": WINDOW, "bindtrace_pid": pid, "bindtrace_ports": ports,
+        # P2 (udp) and P4 (tcp) are allowed; P1 and P3 nobody expected
+        "bindtrace_allow": [{"name": "dns-ish", "port": p2, "proto": "udp"},
+                            {"name": "held", "port": p4, "proto": "tcp", "addr": "loopback"}],
+    }
+
+
+def cached_facts(cache_dir):
+    """bind_trace as Ansible's jsonfile fact cache stored it for localhost
+    (ansible-core 2.19 names the file s1_<host> and wraps it in __payload__)."""
+    name = next(n for n in os.listdir(cache_dir) if n in ("localhost", "s1_localhost"))
+    with open(os.path.join(cache_dir, name), encoding="utf-8") as f:
+        data = json.load(f)
+    if "__payload__" in data:
+        data = json.loads(data["__payload__"])
+    return data["bind_trace"]
+
+
+def check_report(report, facts, pid, ports):
+    """report.json holds exactly the facts, and the facts exactly the workload."""
+    p1, p2, p3, p4 = ports
+    assert [h["name"] for h in report["hosts"]] == ["localhost"]
+    host = report["hosts"][0]
+    assert (host["status"], host["reason"]) == ("ok", None)
+    assert host["facts"] == facts
+    binds = sorted((b["proto"], b["addr"], b["port"], b["opts"], b["pid"], b["comm"], b["verdict"])
+                   for b in facts["binds"])
+    assert binds == sorted([
+        ("TCP", "127.0.0.1", p1, ".R...", pid, "python3", "unexpected"),
+        ("UDP", "::1", p2, ".....", pid, "python3", "expected"),
+        ("TCP", "0.0.0.0", p3, "rR...", pid, "python3", "unexpected"),
+    ])
+    # summary mode: one record per bind identity, counted
+    assert all(b["count"] >= 1 for b in facts["binds"])
+    assert report["summary"]["bind_records"] == 3
+    assert report["summary"]["binds"] == sum(b["count"] for b in facts["binds"])
+    held = [l for l in facts["listeners"] if l["port"] == p4]
+    assert [(l["proto"], l["addr"], l["pid"], l["comm"], l["verdict"]) for l in held] == [
+        ("TCP", "127.0.0.1", pid, "python3", "expected")]
+
+
+def test_playbook_against_localhost_reports_exactly_the_workload_binds(tmp_path, workload):
+    pid, ports = workload
+    outdir, cache = str(tmp_path / "reports"), str(tmp_path / "facts")
+    # the jsonfile fact cache keeps the module's facts as Ansible received them,
+    # independently of the callback
+    proc = subprocess.run(
+        [os.path.join(VENV_BIN, "ansible-playbook"), PLAYBOOK, "-e", json.dumps(extra_vars(pid, ports))],
+        cwd=str(tmp_path), env=env(BIND_REPORT_DIR=outdir, ANSIBLE_CACHE_PLUGIN="jsonfile",
+                                   ANSIBLE_CACHE_PLUGIN_CONNECTION=cache),
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    facts = cached_facts(cache)
+    report = json.loads(read(os.path.join(outdir, "report.json")))
+    check_report(report, facts, pid, ports)
+
+    p1, p2, p3, p4 = ports
+    # the terminal table: sorted by port, HOST and VERDICT first
+    table = proc.stdout[proc.stdout.index("HOST       VERDICT"):proc.stdout.index("BIND REPORT SUMMARY")]
+    rows = [l.split() for l in table.strip().splitlines()[1:]]
+    assert [(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows] == [
+        ("localhost", v, str(pid), "python3", proto, addr, str(port), opts)
+        for port, proto, addr, opts, v in sorted([
+            (p1, "TCP", "127.0.0.1", ".R...", "unexpected"), (p2, "UDP", "::1", ".....", "expected"),
+            (p3, "TCP", "0.0.0.0", "rR...", "unexpected")])]
+    suite = ET.parse(os.path.join(outdir, "junit.xml")).getroot().find("testsuite")
+    assert [c.get("name") for c in suite.findall("testcase")] == ["localhost"]
+    assert sorted(os.listdir(outdir)) == ["junit.xml", "report.html", "report.json", "report.md"]
+
+
+def test_ansible_runner_leaves_report_in_artifacts(tmp_path, workload):
+    """The same playbook through ansible-runner (a private data dir, no output
+    dir option): the report lands in the job's artifacts directory."""
+    pid, ports = workload
+    pdd = tmp_path / "runner"
+    (pdd / "env").mkdir(parents=True)
+    (pdd / "env" / "extravars").write_text(json.dumps(extra_vars(pid, ports)))
+    (pdd / "env" / "envvars").write_text(json.dumps({"ANSIBLE_CONFIG": os.path.join(ROOT, "ansible.cfg")}))
+    e = env()
+    proc = subprocess.run(
+        [os.path.join(VENV_BIN, "ansible-runner"), "run", str(pdd), "--project-dir",
+         os.path.join(ROOT, "playbooks"), "-p", "trace_bind.yml", "--ident", "audit1"],
+        cwd=str(tmp_path), env=e, capture_output=True, text=True, timeout=300)
+    artifacts = pdd / "artifacts" / "audit1"
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert read(str(artifacts / "rc")) == "0" and read(str(artifacts / "status")) == "successful"
+    for name in ("junit.xml", "report.html", "report.json", "report.md"):
+        assert (artifacts / name).is_file()
+    assert not (tmp_path / "reports").exists() and not os.path.exists(os.path.join(ROOT, "playbooks", "reports"))
+    # ansible-runner keeps a jsonfile fact cache of its own in the artifacts
+    facts = cached_facts(str(artifacts / "fact_cache"))
+    check_report(json.loads(read(str(artifacts / "report.json"))), facts, pid, ports)
+    # the table went to the job's stdout too
+    assert "BIND REPORT SUMMARY" in read(str(artifacts / "stdout"))
