@@ -33,7 +33,7 @@ def _busybox():
     return path, out.split()
 
 
-def _rootfs_tar(merged_usr):
+def rootfs_tar(merged_usr):
     """The image's root filesystem as an in-memory tar."""
     busybox, applets = _busybox()
     buf = io.BytesIO()
@@ -74,7 +74,7 @@ def _rootfs_tar(merged_usr):
 def _import(tag, merged_usr):
     if docker("image", "inspect", tag, check=False).returncode == 0:
         return tag
-    proc = subprocess.run(["docker", "import"] + CHANGES + ["-", tag], input=_rootfs_tar(merged_usr),
+    proc = subprocess.run(["docker", "import"] + CHANGES + ["-", tag], input=rootfs_tar(merged_usr),
                           capture_output=True, check=True, timeout=120)
     assert proc.returncode == 0
     return tag
@@ -93,3 +93,16 @@ def inspect(name, fmt):
 
 def remove(*names):
     docker("rm", "-f", *names, check=False)
+
+
+def remove_empty_cgroups(*rels):
+    """rmdir the given cgroup dirs (deepest first) in every hierarchy, if empty:
+    the --cgroup-parent directories runtimes create and never remove."""
+    base = "/sys/fs/cgroup"
+    mounts = [base] + [os.path.join(base, d) for d in sorted(os.listdir(base))]
+    for rel in sorted(rels, key=lambda r: -r.count("/")):
+        for m in mounts:
+            try:
+                os.rmdir(os.path.join(m, rel))
+            except OSError:
+                pass   # absent, or still in use

@@ -14,7 +14,7 @@ from bindtrace.enrich import Enricher, cgroup2_mount
 from bindtrace.filters import make_config
 from bindtrace.ifnames import IfNames
 from bindtrace.trace import Tracer
-from dockerimg import USR_RO, docker, ensure_images, inspect, remove
+from dockerimg import USR_RO, docker, ensure_images, inspect, remove, remove_empty_cgroups
 from helpers import CLI, bpf_ids_of, cli_env, nc_binary
 
 pytestmark = pytest.mark.docker
@@ -32,7 +32,8 @@ KUBE_PARENT = ["--cgroup-parent", "/kubepods/besteffort/pod" + POD_UID]
 
 @pytest.fixture(scope="module")
 def images():
-    return ensure_images()
+    yield ensure_images()
+    remove_empty_cgroups("kubepods/besteffort/pod" + POD_UID, "kubepods/besteffort", "kubepods")
 
 
 @pytest.fixture

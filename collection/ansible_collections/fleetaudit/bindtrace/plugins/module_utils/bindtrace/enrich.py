@@ -25,7 +25,9 @@ import threading
 from .ifnames import IfNames
 
 DOCKER_DIRS = ("var/lib/docker",)
-CONTAINERD_TASKS = ("run/containerd/io.containerd.runtime.v2.task",)
+# standalone containerd, and the one dockerd runs for itself (namespace "moby")
+CONTAINERD_TASKS = ("run/containerd/io.containerd.runtime.v2.task",
+                    "run/docker/containerd/daemon/io.containerd.runtime.v2.task")
 PODMAN_DIRS = ("var/lib/containers/storage/overlay-containers",)
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -229,7 +231,8 @@ class Runtimes(object):
                     continue
                 ann = d.get("annotations") or {}
                 name = ann.get("io.kubernetes.cri.container-name") or ann.get("nerdctl/name") or cid
-                return Identity("containerd", cid, name, ann.get("io.kubernetes.cri.image-name"),
+                runtime = "docker" if ns == "moby" else "containerd"   # dockerd's own tasks
+                return Identity(runtime, cid, name, ann.get("io.kubernetes.cri.image-name"),
                                 ann, self.node)
         return None
 
