@@ -158,3 +158,27 @@ def test_ansible_runner_leaves_report_in_artifacts(tmp_path, workload):
     check_report(json.loads(read(str(artifacts / "report.json"))), facts, pid, ports)
     # the table went to the job's stdout too
     assert "BIND REPORT SUMMARY" in read(str(artifacts / "stdout"))
+
+
+def test_fail_on_unexpected_host_keeps_its_facts_in_the_report(tmp_path, workload):
+    """With fail_on_unexpected the task fails, yet the report keeps that host's
+    trace and the JUnit case fails on the unexpected listener it names."""
+    pid, ports = workload
+    p1, p2, p3, p4 = ports
+    outdir = str(tmp_path / "reports")
+    extra = dict(extra_vars(pid, ports), bindtrace_fail_on_unexpected=True,
+                 bindtrace_allow=[{"port": p2, "proto": "udp"}])  # the held P4 listener is unexpected
+    proc = subprocess.run(
+        [os.path.join(VENV_BIN, "ansible-playbook"), PLAYBOOK, "-e", json.dumps(extra)],
+        cwd=str(tmp_path), env=env(BIND_REPORT_DIR=outdir), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    host = json.loads(read(os.path.join(outdir, "report.json")))["hosts"][0]
+    assert host["status"] == "failed"
+    assert "TCP 127.0.0.1:%d python3 pid %d" % (p4, pid) in host["reason"]
+    held = [l for l in host["facts"]["listeners"] if l["port"] == p4]
+    assert [(l["pid"], l["verdict"]) for l in held] == [(pid, "unexpected")]
+    assert host["unexpected"]["listeners"] >= 1
+    case = ET.parse(os.path.join(outdir, "junit.xml")).getroot().find("testsuite/testcase")
+    failure = case.find("failure")
+    assert failure.get("type") == "unexpected-listener"
+    assert "unexpected listener: TCP 127.0.0.1:%d python3 (pid %d)" % (p4, pid) in failure.text

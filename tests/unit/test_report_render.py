@@ -150,3 +150,13 @@ def test_markdown_escapes_markup_and_table_syntax():
 def test_visible():
     assert visible("a\x1b[31mb\x00\x7f\x9b\n\t") == "a\\x1b[31mb\\x00\\x7f\\x9b\\n\\t"
     assert visible(None) == "" and visible(42) == "42"
+
+
+def test_junit_policy_failure_with_facts_is_an_unexpected_listener_failure():
+    f = rf.facts("h", listeners=[rf.listener(7, "nc", 4444, verdict="unexpected")])
+    m = build_report({"h": {"status": "failed", "facts": f,
+                            "msg": "unexpected listeners on h: TCP 0.0.0.0:4444 nc pid 7"}})
+    failure = ET.fromstring(render(m, "junit")).find("testsuite/testcase/failure")
+    assert failure.get("type") == "unexpected-listener"
+    assert failure.get("message") == ("1 unexpected listener(s); task failed: unexpected listeners on h: "
+                                      "TCP 0.0.0.0:4444 nc pid 7")

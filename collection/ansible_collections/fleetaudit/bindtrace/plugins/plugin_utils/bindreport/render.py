@@ -78,6 +78,11 @@ def junit_cases(model):
         lines = ["unexpected listener: " + _listener_text(r) for r in unexpected]
         if host["status"] == "unreachable":
             case.update(kind="error", type="unreachable", message="unreachable: " + one_line(host["reason"]))
+        elif host["status"] == "failed" and unexpected:
+            # the trace worked and the task failed on policy (fail_on_unexpected)
+            case.update(kind="failure", type="unexpected-listener",
+                        message="%d unexpected listener(s); task failed: %s" % (
+                            len(unexpected), one_line(host["reason"])))
         elif host["status"] in ("failed", "unsupported"):
             reason = one_line(host["reason"])
             case.update(kind="failure", type="trace-" + host["status"],
