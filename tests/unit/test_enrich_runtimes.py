@@ -164,3 +164,33 @@ def test_ifname_never_guessed_when_the_netns_is_unknown(tmp_path):
     real = IfNames()
     assert real.name(1, pid=os.getpid(), netns=None) == "lo"   # this live process's netns
     assert real.name(1) == "lo"                                 # no binder given: this netns
+
+
+def test_cgroup_id_shared_by_host_and_containers(tmp_path):
+    """A runtime that leaves cgroup2 alone (cgroup v1 only): host and container tasks
+    all carry cgroup id 1; the container is still named from its v1 paths and mntns,
+    and the host answer cached for id 1 never hides it."""
+    root = make_root(tmp_path)
+
+    def task(name, cgroup_text):
+        d = os.path.join(root, "proc", name)
+        os.makedirs(os.path.join(d, "ns"), exist_ok=True)
+        if cgroup_text is not None:
+            with open(os.path.join(d, "cgroup"), "w") as f:
+                f.write(cgroup_text)
+        with open(os.path.join(d, "ns/mnt"), "w"):
+            pass
+        return os.stat(os.path.join(d, "ns/mnt")).st_ino
+    host_mntns = task("self", None)
+    task("10", "4:memory:/\n0::/\n")
+    hybrid = task("20", "4:memory:/docker/%s\n1:cpu:/docker/%s\n0::/\n" % (DOCKER_ID, DOCKER_ID))
+    pure_v1 = task("30", "4:memory:/docker/%s\n1:cpu:/docker/%s\n" % (KUBE_DOCKER_ID, KUBE_DOCKER_ID))
+    en = Enricher(node="n1", root=root, watch=False)
+    assert en.host_mntns == host_mntns
+    assert en.lookup(10, 1, host_mntns) is None
+    assert en.lookup(20, 1, hybrid).container["name"] == "bt7-probe"
+    assert en.lookup(30, 1, pure_v1).k8s == EXPECTED[5466][1]
+    assert en.by_cgid[1] is None                 # id 1 stays the host's
+    shutil.rmtree(os.path.join(root, "proc/20"))
+    assert en.lookup(20, 1, hybrid).container["name"] == "bt7-probe"   # remembered per task
+    assert en.lookup(10, 1, host_mntns) is None

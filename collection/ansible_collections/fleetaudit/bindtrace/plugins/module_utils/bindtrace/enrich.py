@@ -44,6 +44,7 @@ K8S_NAMESPACE = ("io.kubernetes.pod.namespace", "io.kubernetes.cri.sandbox-names
 K8S_CONTAINER = ("io.kubernetes.container.name", "io.kubernetes.cri.container-name")
 
 SCOPES = ("all", "host", "containers")
+MAX_TASKS = 65536
 
 
 # ---------------------------------------------------------------- parsing
@@ -307,7 +308,8 @@ class Enricher(object):
         self.runtimes = Runtimes(root, self.node)
         self.ifnames = ifnames if ifnames is not None else IfNames(root)
         self.by_cgid = {}     # cgroup id -> Identity, or None for a host cgroup
-        self.by_mntns = {}    # mntns -> Identity (containers only)
+        self.by_mntns = {}    # mntns -> Identity, or None for a host process's mntns
+        self.by_task = {}     # (pid, mntns) -> Identity, where the cgroup id tells nothing
         self.paths = {}       # cgroup id -> cgroup path, from the last tree walk
         self._by_path = {}    # cgroup path -> Identity or None (parse + runtime files once)
         self._walked_for = set()
@@ -317,6 +319,10 @@ class Enricher(object):
         self._wd = {}
         self._wake = None
         self._thread = None
+        try:
+            self.host_mntns = os.stat(self._p("proc/self/ns/mnt")).st_ino
+        except OSError:
+            self.host_mntns = None
         self.cgroup2 = cgroup2_mount(_read(self._p("proc/self/mountinfo")) or "")
         if self.cgroup2 is not None:
             self.cgroup2 = self._p(self.cgroup2.lstrip("/"))
@@ -349,22 +355,32 @@ class Enricher(object):
         return dict(ident.container), dict(ident.k8s)
 
     def lookup(self, pid, cgroup_id, mntns):
+        private = bool(mntns) and mntns != self.host_mntns
         if cgroup_id:
             ident = self.by_cgid.get(cgroup_id, _MISS)
+            if ident is not _MISS and (ident is not None or not private):
+                return ident
+            # a host cgroup seen from a private mntns: a container whose runtime leaves
+            # cgroup2 alone (cgroup v1: every task has cgroup id 1) or a sandboxed service
+        if private and pid:
+            ident = self.by_task.get((pid, mntns), _MISS)
             if ident is not _MISS:
                 return ident
-        found, ident = self._from_pid(pid, mntns)
+        found, ident, by_unified = self._from_pid(pid, mntns)
+        if found and private and not by_unified:
+            if len(self.by_task) >= MAX_TASKS:
+                self.by_task.clear()
+            self.by_task[(pid, mntns)] = ident
         if not found and mntns and mntns in self.by_mntns:
-            found, ident = True, self.by_mntns[mntns]
+            # binder gone: its mntns, as resolved earlier (ns inums are reused, so only now)
+            found, ident, by_unified = True, self.by_mntns[mntns], False
         if not found and cgroup_id:
             found, ident = self._from_cgid(cgroup_id)
-        if cgroup_id and found:
+            by_unified = True
+        if cgroup_id and (ident is None or by_unified):
             with self._lock:
-                # the watcher may have resolved it meanwhile: never replace with a guess
+                # the watcher may have resolved it meanwhile: never replace that with a guess
                 ident = self.by_cgid.setdefault(cgroup_id, ident)
-        elif cgroup_id:
-            with self._lock:
-                self.by_cgid.setdefault(cgroup_id, None)
         return ident
 
     def prime(self):
@@ -437,27 +453,30 @@ class Enricher(object):
         return ident
 
     def _from_pid(self, pid, mntns):
-        """(found, Identity or None) from a live process; found=False if it is gone
-        or its pid now belongs to another process (mntns differs)."""
+        """(found, Identity or None, named by the cgroup2 path) from a live process;
+        found=False if it is gone or its pid now belongs to another process (mntns
+        differs). The answer is remembered for its mntns, host or container."""
         if not pid:
-            return False, None
+            return False, None, False
         base = self._p("proc/%d" % pid)
-        if mntns:
-            try:
-                if os.stat(base + "/ns/mnt").st_ino != mntns:
-                    return False, None
-            except OSError:
-                return False, None
+        try:
+            own_mntns = os.stat(base + "/ns/mnt").st_ino
+        except OSError:
+            own_mntns = None
+        if mntns and own_mntns != mntns:
+            return False, None, False
         text = _read(base + "/cgroup")
         if text is None:
-            return False, None
-        ident = self._identity_for_paths(parse_proc_cgroup(text))
-        if ident is not None:
-            try:
-                self.by_mntns[mntns or os.stat(base + "/ns/mnt").st_ino] = ident
-            except OSError:
-                pass
-        return True, ident
+            return False, None, False
+        paths = parse_proc_cgroup(text)
+        unified = 1 if "\n0::" in "\n" + text else 0
+        ident = self._identity_for_paths(paths[:unified])
+        by_unified = ident is not None
+        if ident is None:
+            ident = self._identity_for_paths(paths[unified:])   # v1 controllers' paths
+        if own_mntns is not None:
+            self.by_mntns[own_mntns] = ident
+        return True, ident, by_unified
 
     def _from_cgid(self, cgroup_id):
         path = self.paths.get(cgroup_id)
