@@ -48,24 +48,34 @@ while True:
 class Binder(object):
     """`binds`: list of (addr, port) pairs, TCP, bound inside host `host`."""
 
-    def __init__(self, fleet, host, binds, interval=0.2):
+    def __init__(self, fleet, host, binds, interval=0.2, log=None):
+        """`log`: a file for the workload's stderr; with it the workload runs
+        in its own session and outlives the caller (the harness CLI's `bind`)."""
         self.fleet = fleet
         self.host = host
         self.binds = [(a, int(p)) for a, p in binds]
         self.interval = interval
+        self.log = log
         self.proc = None
 
     def start(self, timeout=10):
         spec = json.dumps({"binds": [{"addr": a, "port": p} for a, p in self.binds],
                            "interval": self.interval})
-        self.proc = subprocess.Popen(self.fleet.exec_argv(self.host, [PYTHON, "-c", SCRIPT, spec]),
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     universal_newlines=True)
+        err = open(self.log, "a") if self.log else subprocess.PIPE
+        try:
+            self.proc = subprocess.Popen(
+                self.fleet.exec_argv(self.host, [PYTHON, "-c", SCRIPT, spec]),
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
+                universal_newlines=True, start_new_session=bool(self.log))
+        finally:
+            if self.log:
+                err.close()
         line = self.proc.stdout.readline()
         if line.strip() != "ready":
             self.proc.kill()
-            err = self.proc.communicate(timeout=timeout)[1]
-            raise RuntimeError("workload in %s did not start: %s" % (self.host, err.strip()))
+            self.proc.wait(timeout=timeout)
+            why = open(self.log).read() if self.log else self.proc.stderr.read()
+            raise RuntimeError("workload in %s did not start: %s" % (self.host, why.strip()))
         return self
 
     @property
@@ -81,8 +91,9 @@ class Binder(object):
                 self.proc.kill()
                 self.proc.wait()
         if self.proc:
-            self.proc.stdout.close()
-            self.proc.stderr.close()
+            for f in (self.proc.stdout, self.proc.stderr):
+                if f:
+                    f.close()
 
     def __enter__(self):
         return self.start()

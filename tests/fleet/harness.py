@@ -5,6 +5,8 @@ namespace each.
     python tests/fleet/harness.py up N [--state DIR] [--prefix P] [--subnet 10.231.0]
     python tests/fleet/harness.py down [--state DIR]
     python tests/fleet/harness.py inventory [--state DIR]   # print the inventory path
+    python tests/fleet/harness.py bind HOST [ADDR:]PORT... [--state DIR]  # workload, detached
+    python tests/fleet/harness.py unbind [HOST] [--state DIR]
 
 Topology: a bridge `<prefix>br0` (default `btfleetbr0`) in the root namespace
 holds <subnet>.1/24; host i is namespace `<prefix>-h<i>` with `eth0` at
@@ -28,6 +30,8 @@ their children, and any process left inside the fleet's own namespaces; it
 closes the controller's ssh ControlPersist masters first.
 """
 import argparse
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -217,6 +221,43 @@ class Fleet(object):
             json.dump(variables, f, indent=2, sort_keys=True)
             f.write("\n")
 
+    def bind(self, name, binds, interval=0.2):
+        """Start a detached bind workload (fleet_workload.Binder) inside host
+        `name` that runs until `unbind`/`down`; returns its PID."""
+        from fleet_workload import Binder
+
+        h = self.host(name)
+        b = Binder(self, name, binds, interval, log=os.path.join(h["dir"], "workload.log")).start()
+        with self._locked():
+            self.data.setdefault("workloads", []).append(
+                {"host": h["name"], "pid": b.pid, "started": fleet_procs.start_time(b.pid),
+                 "binds": [list(x) for x in b.binds]})
+        return b.pid
+
+    def unbind(self, name=None):
+        """Stop the detached workloads (of one host, or all)."""
+        if not self.data:
+            return
+        with self._locked():
+            keep, stop = [], []
+            for w in self.data.get("workloads", []):
+                if name is None or name in (w["host"], self.host(w["host"])["short"]):
+                    stop.append((w["pid"], w["started"]))
+                else:
+                    keep.append(w)
+            self.data["workloads"] = keep
+        fleet_procs.stop(stop)
+
+    @contextlib.contextmanager
+    def _locked(self):
+        """Read-modify-write of fleet.json under a lock: `bind`/`unbind` run
+        concurrently (one per host, e.g. from Ansible forks)."""
+        with open(os.path.join(self.state, ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self.data = self._load()
+            yield
+            self._save()
+
     # -- down --------------------------------------------------------------
     def down(self):
         """Remove everything this state dir records; safe to repeat."""
@@ -230,7 +271,7 @@ class Fleet(object):
         # The sshd trees, plus whatever still runs inside our own namespaces:
         # it was started there through this fleet (sessions orphaned by a
         # killed sshd, test workloads). One stop() for all: one wait.
-        victims = []
+        victims = [(w["pid"], w["started"]) for w in self.data.get("workloads", [])]
         for h in self.hosts:
             if h.get("pid"):
                 victims.extend(fleet_procs.tree(h["pid"], h["started"]))
@@ -278,6 +319,11 @@ def main(argv=None):
                     help="comma-separated groups, hosts assigned round-robin")
     for name in ("down", "inventory", "status"):
         sub.add_parser(name)
+    bind = sub.add_parser("bind", help="start a TCP bind workload inside a host (until unbind/down)")
+    bind.add_argument("host")
+    bind.add_argument("binds", nargs="+", metavar="[ADDR:]PORT")
+    unbind = sub.add_parser("unbind", help="stop the bind workloads (of one host, or all)")
+    unbind.add_argument("host", nargs="?")
     # --state is also accepted after the sub-command
     for sp in sub.choices.values():
         sp.add_argument("--state", dest="state_sub", default=None)
@@ -288,6 +334,11 @@ def main(argv=None):
         print(fleet.inventory_path)
     elif args.cmd == "down":
         fleet.down()
+    elif args.cmd == "bind":
+        binds = [b.rsplit(":", 1) if ":" in b else ("0.0.0.0", b) for b in args.binds]
+        print(fleet.bind(args.host, [(a, int(p)) for a, p in binds]))
+    elif args.cmd == "unbind":
+        fleet.unbind(args.host)
     elif args.cmd == "inventory":
         if not fleet.data:
             sys.exit("no fleet in %s" % fleet.state)
