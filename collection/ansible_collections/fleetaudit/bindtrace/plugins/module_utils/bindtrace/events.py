@@ -6,7 +6,7 @@ import socket
 import struct
 import time
 
-from . import SCHEMA
+from . import SCHEMA, BindtraceError
 from .protocols import proto_name
 
 # struct bind_key / bind_event / bind_stats of bpf/bind.h, little-endian x86/arm64
@@ -107,15 +107,28 @@ def _ordered(fields):
     return out
 
 
+def _check_size(what, raw, fmt):
+    # a record of another size means bind.h and this decoder disagree: say so
+    # instead of a struct.error, or decoding garbage from a longer buffer
+    if not isinstance(raw, (bytes, bytearray, memoryview)) or len(raw) != fmt.size:
+        size = len(raw) if isinstance(raw, (bytes, bytearray, memoryview)) else type(raw).__name__
+        raise BindtraceError("malformed %s record: %s bytes, expected %d; the BPF object and the "
+                             "host library are from different versions, reinstall the "
+                             "collection" % (what, size, fmt.size))
+
+
 def decode_event(raw, clock):
-    raw_key, ts, tid = EVENT_FMT.unpack_from(raw)
+    _check_size("bind event", raw, EVENT_FMT)
+    raw_key, ts, tid = EVENT_FMT.unpack(raw)
     fields = key_fields(raw_key)
     fields.update(schema=SCHEMA, timestamp=clock.rfc3339(ts), tid=tid, container=None, k8s=None)
     return _ordered(fields)
 
 
 def decode_summary(raw_key, raw_stats, clock):
-    count, first_ts, last_ts = STATS_FMT.unpack_from(raw_stats)
+    _check_size("summary key", raw_key, KEY_FMT)
+    _check_size("summary stats", raw_stats, STATS_FMT)
+    count, first_ts, last_ts = STATS_FMT.unpack(raw_stats)
     fields = key_fields(raw_key)
     fields.update(schema=SCHEMA, timestamp=clock.rfc3339(first_ts), tid=None, container=None,
                   k8s=None, count=count, first_seen=clock.rfc3339(first_ts),
