@@ -113,7 +113,7 @@ def parse_choice(value, name, choices):
 def parse_duration(value):
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond float
         number = None
     if isinstance(value, bool) or number is None or not 0 < number <= MAX_DURATION or number != number:
         raise BindtraceError("invalid duration %r: expected seconds, more than 0 and at most %d "
@@ -140,6 +140,17 @@ def parse_comm(value):
     return text
 
 
+def parse_containername(value):
+    """A name, a comma-separated string of names, or a list of names."""
+    if value is None or value == "" or value == []:
+        return None
+    items = value if isinstance(value, (list, tuple)) else [value]
+    if not all(isinstance(item, str) and item.strip() for item in items):
+        raise BindtraceError("invalid containername %r: expected a container name, or a list of "
+                             "names" % (value,))
+    return value
+
+
 def make_config(mode="events", pid=None, ports=None, ignore_errors=True, comm=None, uid=None,
                 netns="all", containername=None, scope="all", max_events=None, backend="auto"):
     """Validate raw option values (strings from a CLI, YAML values from Ansible)."""
@@ -152,7 +163,7 @@ def make_config(mode="events", pid=None, ports=None, ignore_errors=True, comm=No
         comm=parse_comm(comm),
         uid=None if uid in (None, "") else _int("uid", uid, 0, 0xFFFFFFFE, "a user id"),
         netns=parse_netns(netns),
-        containername=containername or None,
+        containername=parse_containername(containername),
         scope=parse_choice(scope, "scope", SCOPES),
         max_events=None if max_events in (None, "", 0, "0") else _int(
             "max_events", max_events, 1, 10 ** 9, "a positive number of events"),
