@@ -194,3 +194,21 @@ def test_cgroup_id_shared_by_host_and_containers(tmp_path):
     shutil.rmtree(os.path.join(root, "proc/20"))
     assert en.lookup(20, 1, hybrid).container["name"] == "bt7-probe"   # remembered per task
     assert en.lookup(10, 1, host_mntns) is None
+
+
+def test_container_named_once_its_metadata_appears(tmp_path):
+    """A container cgroup seen before its runtime's file was readable is cached as
+    unknown, and named as soon as the file is there; a name never turns back to None."""
+    root = make_root(tmp_path)
+    saved = os.path.join(str(tmp_path), "saved")
+    shutil.move(os.path.join(root, "var/lib/docker/containers", DOCKER_ID), saved)
+    cgid = add_cgroup(root, "docker/" + DOCKER_ID)
+    en = Enricher(node="n1", root=root, watch=False).prime()
+    assert en.by_cgid[cgid] is None
+    assert en.lookup(None, cgid, 99) is None
+    shutil.move(saved, os.path.join(root, "var/lib/docker/containers", DOCKER_ID))
+    assert en.lookup(None, cgid, 99).container["name"] == "bt7-probe"
+    shutil.rmtree(os.path.join(root, "var/lib/docker"))
+    en.refresh()
+    assert en.lookup(None, cgid, 99).container["name"] == "bt7-probe"
+    assert en.lookup(None, cgid, None).container["name"] == "bt7-probe"

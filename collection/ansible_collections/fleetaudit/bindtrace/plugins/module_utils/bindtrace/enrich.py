@@ -378,10 +378,16 @@ class Enricher(object):
             found, ident = self._from_cgid(cgroup_id)
             by_unified = True
         if cgroup_id and (ident is None or by_unified):
-            with self._lock:
-                # the watcher may have resolved it meanwhile: never replace that with a guess
-                ident = self.by_cgid.setdefault(cgroup_id, ident)
+            self._remember(cgroup_id, ident)
+            ident = self.by_cgid[cgroup_id]
         return ident
+
+    def _remember(self, cgroup_id, ident):
+        """A container replaces a cached "host"; "host" never replaces a container
+        (the watcher may have named it while it existed)."""
+        with self._lock:
+            if ident is not None or self.by_cgid.get(cgroup_id) is None:
+                self.by_cgid[cgroup_id] = ident
 
     def prime(self):
         """Resolve every cgroup (so every running container) now, and start the
@@ -521,11 +527,10 @@ class Enricher(object):
     def _index(self, ino, full):
         rel = self._rel(full)
         self.paths[ino] = rel
-        if ino in self.by_cgid:
+        if self.by_cgid.get(ino) is not None:
             return
         ident = self._path_identity(rel)
-        with self._lock:
-            self.by_cgid.setdefault(ino, ident)
+        self._remember(ino, ident)
         if ident is not None:
             self._learn_mntns(full, ident)
 
