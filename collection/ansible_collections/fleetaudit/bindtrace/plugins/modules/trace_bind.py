@@ -309,26 +309,17 @@ ansible_facts:
           sample: {"rules": 2}
 """
 
-import signal
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
 try:
     from ansible_collections.fleetaudit.bindtrace.plugins.module_utils.bindtrace import BindtraceError
-    from ansible_collections.fleetaudit.bindtrace.plugins.module_utils.bindtrace.filters import (
-        make_config, parse_duration)
-    from ansible_collections.fleetaudit.bindtrace.plugins.module_utils.bindtrace.listeners import (
-        default_enricher, snapshot)
-    from ansible_collections.fleetaudit.bindtrace.plugins.module_utils.bindtrace.policy import (
-        describe, validate_rules)
-    from ansible_collections.fleetaudit.bindtrace.plugins.module_utils.bindtrace.trace import (
-        build_facts, run_window)
+    from ansible_collections.fleetaudit.bindtrace.plugins.module_utils.bindtrace.facts import (
+        SignalStop, collect_facts, unexpected_failure)
     IMPORT_ERROR = None
 except ImportError as exc:  # e.g. a host without pwd/ctypes: not a Linux we can trace
     IMPORT_ERROR = exc
-
-MAX_NAMED = 20  # failure messages name at most this many records per kind
 
 ARGUMENT_SPEC = dict(
     duration=dict(type="raw", default=10),
@@ -349,73 +340,23 @@ ARGUMENT_SPEC = dict(
 )
 
 
-class _Stop(object):
-    """SIGTERM / SIGINT close the window early; the module then fails cleanly."""
-
-    def __init__(self):
-        self.signum = None
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self.handler)
-
-    def handler(self, signum, _frame):
-        self.signum = signum
-
-    def __call__(self):
-        return self.signum is not None
-
-
-def unexpected_message(facts):
-    """'unexpected listeners on web1: TCP 0.0.0.0:8080 nc pid 77; ...' (cause and fix)."""
-    parts = []
-    for kind in ("listeners", "binds"):
-        recs = facts["unexpected"][kind]
-        if not recs:
-            continue
-        names = [describe(r) for r in recs[:MAX_NAMED]]
-        more = " and %d more" % (len(recs) - MAX_NAMED) if len(recs) > MAX_NAMED else ""
-        parts.append("unexpected %s on %s: %s%s" % (kind, facts["host"]["hostname"],
-                                                   ", ".join(names), more))
-    return ("; ".join(parts) + ". No allow rule matches them: stop them, or add a rule to allow "
-            "(e.g. {port: N, proto: tcp, comm: NAME})")
-
-
-def trace(params):
-    """Validate everything first (nothing loads on a bad argument), then trace."""
-    cfg = make_config(mode=params["mode"], pid=params["pid"], ports=params["ports"],
-                      ignore_errors=params["ignore_errors"], comm=params["comm"],
-                      uid=params["uid"], netns=params["netns"],
-                      containername=params["containername"], scope=params["scope"],
-                      max_events=params["max_events"], backend=params["backend"])
-    duration = parse_duration(params["duration"])
-    rules = validate_rules(params["allow"])
-    if params["fail_on_unexpected"] and rules is None:
-        raise BindtraceError("fail_on_unexpected needs a policy: set allow to a list of rules "
-                             "(an empty list allows nothing)")
-    stop = _Stop()
-    binds, stats, meta = run_window(cfg, duration, should_stop=stop)
-    if stop.signum is not None:
-        raise BindtraceError("interrupted by signal %d before the window ended; nothing stays "
-                             "loaded; rerun the task" % stop.signum)
-    listeners = snapshot(cfg.netns, default_enricher()) if params["listeners"] else []
-    return build_facts(cfg, binds, stats, meta, listeners, params["allow"])
-
-
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     if IMPORT_ERROR is not None:
         module.fail_json(msg="unsupported: the bindtrace host library cannot load here (%s); "
                              "it needs Linux and Python 3.8+" % IMPORT_ERROR)
     try:
-        facts = trace(module.params)
+        # all of the trace logic is in the host library, shared with the Salt module
+        facts = collect_facts(should_stop=SignalStop(), **module.params)
     except BindtraceError as exc:
         module.fail_json(msg=str(exc))
     except Exception as exc:  # a bug, not a user error: say so, trace only in -vvv
         module.fail_json(msg="internal error in trace_bind: %s: %s; please report it"
                              % (type(exc).__name__, exc), exception=traceback.format_exc())
     result = dict(changed=False, ansible_facts=dict(bind_trace=facts))
-    if module.params["fail_on_unexpected"] and (facts["unexpected"]["listeners"]
-                                                or facts["unexpected"]["binds"]):
-        module.fail_json(msg=unexpected_message(facts), **result)
+    failure = unexpected_failure(facts, module.params["fail_on_unexpected"])
+    if failure:
+        module.fail_json(msg=failure, **result)
     module.exit_json(**result)
 
 

@@ -1,0 +1,110 @@
+"""Options in, bind_trace facts out: the one entry point every front-end calls
+(the Ansible module trace_bind, the Salt execution module modules/bindtrace.py),
+so option handling, listeners, policy and the facts shape live here only."""
+import signal
+
+from . import BindtraceError
+from .filters import make_config, parse_bool, parse_duration
+from .listeners import default_enricher, snapshot
+from .policy import describe, validate_rules
+from .trace import build_facts, run_window, select_backend
+
+MAX_NAMED = 20  # failure messages name at most this many records per kind
+
+# Every option a front-end may pass, with its default (the Ansible module's
+# argument_spec gives the same defaults; Salt passes only what the user typed).
+DEFAULTS = {
+    "duration": 10, "mode": "summary", "max_events": None, "pid": None, "ports": None,
+    "ignore_errors": True, "comm": None, "uid": None, "netns": "all", "containername": None,
+    "scope": "all", "backend": "auto", "listeners": True, "allow": None,
+    "fail_on_unexpected": False,
+}
+
+
+class SignalStop(object):
+    """SIGTERM / SIGINT close the window early; collect_facts then fails cleanly.
+    Outside the main thread (a threaded Salt minion) signals cannot be caught
+    here: the window then simply runs to its end."""
+
+    def __init__(self):
+        self.signum = None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                signal.signal(sig, self.handler)
+            except ValueError:  # not the main thread
+                pass
+
+    def handler(self, signum, _frame):
+        self.signum = signum
+
+    def __call__(self):
+        return self.signum is not None
+
+
+def options_with_defaults(options):
+    """Reject unknown option names (a typo must not trace everything silently)."""
+    unknown = sorted(set(options) - set(DEFAULTS))
+    if unknown:
+        raise BindtraceError("unknown option%s %s: expected any of %s" % (
+            "s" if len(unknown) > 1 else "", ", ".join(unknown), ", ".join(sorted(DEFAULTS))))
+    merged = dict(DEFAULTS)
+    merged.update(options)
+    return merged
+
+
+def collect_facts(should_stop=None, **options):
+    """Validate everything first (nothing loads on a bad argument), trace one
+    window, snapshot listeners, apply the allow rules -> the bind_trace dict.
+
+    should_stop: a callable (e.g. SignalStop()) that ends the window early;
+    an early end is an error, since the window is then shorter than asked.
+    """
+    o = options_with_defaults(options)
+    cfg = make_config(mode=o["mode"], pid=o["pid"], ports=o["ports"],
+                      ignore_errors=o["ignore_errors"], comm=o["comm"], uid=o["uid"],
+                      netns=o["netns"], containername=o["containername"], scope=o["scope"],
+                      max_events=o["max_events"], backend=o["backend"])
+    duration = parse_duration(o["duration"])
+    rules = validate_rules(o["allow"])
+    want_listeners = parse_bool(o["listeners"], "listeners")
+    if parse_bool(o["fail_on_unexpected"], "fail_on_unexpected") and rules is None:
+        raise BindtraceError("fail_on_unexpected needs a policy: set allow to a list of rules "
+                             "(an empty list allows nothing)")
+    binds, stats, meta = run_window(cfg, duration, should_stop=should_stop)
+    if should_stop is not None and should_stop():
+        raise BindtraceError("interrupted by signal %s before the window ended; nothing stays "
+                             "loaded; rerun the task" % getattr(should_stop, "signum", "?"))
+    listeners = snapshot(cfg.netns, default_enricher()) if want_listeners else []
+    return build_facts(cfg, binds, stats, meta, listeners, o["allow"])
+
+
+def unexpected_failure(facts, fail_on_unexpected):
+    """The failure message when fail_on_unexpected is set and something is
+    unexpected, else None: 'unexpected listeners on web1: TCP 0.0.0.0:8080 nc
+    pid 77; ...' (cause and fix)."""
+    if fail_on_unexpected is None or not parse_bool(fail_on_unexpected, "fail_on_unexpected"):
+        return None
+    parts = []
+    for kind in ("listeners", "binds"):
+        recs = facts["unexpected"][kind]
+        if not recs:
+            continue
+        names = [describe(r) for r in recs[:MAX_NAMED]]
+        more = " and %d more" % (len(recs) - MAX_NAMED) if len(recs) > MAX_NAMED else ""
+        parts.append("unexpected %s on %s: %s%s" % (kind, facts["host"]["hostname"],
+                                                   ", ".join(names), more))
+    if not parts:
+        return None
+    return ("; ".join(parts) + ". No allow rule matches them: stop them, or add a rule to allow "
+            "(e.g. {port: N, proto: tcp, comm: NAME})")
+
+
+def host_support(backend="auto"):
+    """-> (True, why this backend) or (False, the cause and the fix), loading
+    nothing: for a front-end that must say up front whether it can trace here
+    (Salt's __virtual__)."""
+    try:
+        _cls, reason = select_backend(make_config(backend=backend))
+    except (BindtraceError, ImportError, OSError) as exc:
+        return False, str(exc)
+    return True, reason
