@@ -189,3 +189,20 @@ def test_host_failing_before_the_trace_is_reported(tmp_path):
     assert got["web1"] == ("ok", None)
     assert got["web2"][0] == "failed" and got["web2"][1].startswith("task 'ansible.builtin.command': ")
     assert "web2" in proc.stdout
+
+
+def test_colour_marks_unexpected_rows_and_names_cannot_add_escapes(tmp_path):
+    proc = run_standin(str(tmp_path), rf.fleet(), ANSIBLE_FORCE_COLOR="1", ANSIBLE_NOCOLOR="0",
+                       BIND_REPORT_FORMATS="json")
+    out = proc.stdout[proc.stdout.index("HOST  VERDICT"):]
+    red, reset = "\x1b[0;31m", "\x1b[0m"
+    lines = out.splitlines()
+    for line in lines:
+        if "\x1b" in line:
+            # Ansible's colour around the whole line, and no other escape in it
+            assert line.startswith(red) and line.endswith(reset), repr(line)
+            assert line.count("\x1b") == 2, repr(line)
+    rows = lines[1:15]
+    assert [l.startswith(red) for l in rows] == [
+        True, False, True, True, True, True, True, True, True, False, False, False, False, False]
+    assert red + "evil  unexpected" in out and "\\x1b[31mred\\x1b[0m" in out

@@ -124,6 +124,7 @@ def test_terminal_has_no_control_characters_and_names_every_host():
     assert "  UNSUPPORTED legacy: unsupported: no kernel BTF" in out
     assert "unexpected listeners by host:\n  db1: 2\n    TCP 0.0.0.0:4444 nc (pid 666)\n" in out
     assert "  TCP    22    3      3          0" in out
+    assert "unexpected binds by host: db1: 3, evil: 5" in out
 
 
 def test_terminal_bidi_override_and_long_names():

@@ -60,14 +60,18 @@ options:
 
 import os
 
+from ansible import constants as C
 from ansible.plugins.callback import CallbackBase
 
 from ansible_collections.fleetaudit.bindtrace.plugins.plugin_utils.bindreport import (
     BindReportError, build_report, classify_result, load_baseline, parse_formats,
-    render_terminal, write_reports)
+    terminal_lines, write_reports)
 
 TRACE_MODULE = "trace_bind"
 RUNNER_ARTIFACTS_ENV = "AWX_ISOLATED_DATA_DIR"
+# line style of bindreport.terminal_lines -> Ansible's colour settings
+COLOURS = {"unexpected": C.COLOR_ERROR, "failed": C.COLOR_ERROR, "gone": C.COLOR_WARN,
+           "new": C.COLOR_CHANGED}
 
 
 def _attr(obj, name):
@@ -149,7 +153,8 @@ class CallbackModule(CallbackBase):
         model = build_report(hosts, baseline=baseline, baseline_path=baseline_path,
                              generator="fleetaudit.bindtrace.bind_report")
         if self.get_option("terminal"):
-            self._display.display(render_terminal(model))
+            for text, style in terminal_lines(model):
+                self._display.display(text, color=COLOURS.get(style))
         outdir = self._output_dir()
         try:
             paths = write_reports(model, outdir, parse_formats(self.get_option("formats")))

@@ -26,54 +26,69 @@ def table(columns, rows):
 
 
 def _summary_lines(model):
+    """(text, style) pairs; style None, "unexpected", "failed", "new" or "gone"."""
     s = model["summary"]
-    lines = ["BIND REPORT SUMMARY",
-             "hosts: %d  traced: %d  failed: %d  unreachable: %d  unsupported: %d" % (
-                 s["hosts"], s["traced"], s["failed"], s["unreachable"], s["unsupported"]),
-             "binds: %d (%d records)  listeners: %d  unique listeners: %d" % (
-                 s["binds"], s["bind_records"], s["listeners"], s["unique_listeners"])]
+    out = [("BIND REPORT SUMMARY", None),
+           ("hosts: %d  traced: %d  failed: %d  unreachable: %d  unsupported: %d" % (
+               s["hosts"], s["traced"], s["failed"], s["unreachable"], s["unsupported"]), None),
+           ("binds: %d (%d records)  listeners: %d  unique listeners: %d" % (
+               s["binds"], s["bind_records"], s["listeners"], s["unique_listeners"]), None)]
     if s["lost"] or s["dropped"] or s["truncated_hosts"]:
-        lines.append("lost events: %d  dropped: %d  truncated on: %s" % (
-            s["lost"], s["dropped"], ", ".join(_cell(n) for n in s["truncated_hosts"]) or "-"))
+        out.append(("lost events: %d  dropped: %d  truncated on: %s" % (
+            s["lost"], s["dropped"], ", ".join(_cell(n) for n in s["truncated_hosts"]) or "-"), "failed"))
     for h in views.not_traced(model):
-        lines.append("  %s %s: %s" % (h["status"].upper(), _cell(h["name"]), one_line(h["reason"])))
+        out.append(("  %s %s: %s" % (h["status"].upper(), _cell(h["name"]), one_line(h["reason"])),
+                    "failed"))
     unexpected = views.unexpected_listeners(model)
     if unexpected:
-        lines.append("unexpected listeners by host:")
+        out.append(("unexpected listeners by host:", None))
         for name, rows in unexpected:
-            lines.append("  %s: %d" % (_cell(name), len(rows)))
+            out.append(("  %s: %d" % (_cell(name), len(rows)), "unexpected"))
             for r in rows:
-                lines.append("    %s %s:%s %s (pid %s)" % (_cell(r["proto"]), _cell(r["addr"]),
-                                                         _cell(r["port"]), _cell(r["comm"], "-"),
-                                                         _cell(r["pid"], "-")))
+                out.append(("    %s %s:%s %s (pid %s)" % (_cell(r["proto"]), _cell(r["addr"]),
+                                                        _cell(r["port"]), _cell(r["comm"], "-"),
+                                                        _cell(r["pid"], "-")), "unexpected"))
     else:
-        lines.append("unexpected listeners: none")
+        out.append(("unexpected listeners: none", None))
+    if s["unexpected_binds"]:
+        out.append(("unexpected binds by host: " + ", ".join(
+            "%s: %d" % (_cell(n), c) for n, c in sorted(s["unexpected_binds"].items())), None))
     if s["top_ports"]:
-        lines.append("top ports:")
-        lines.extend("  " + l for l in table(
+        out.append(("top ports:", None))
+        out.extend(("  " + l, None) for l in table(
             [("PROTO", "proto"), ("PORT", "port"), ("HOSTS", "hosts"), ("LISTENERS", "listeners"),
              ("BINDS", "binds")], s["top_ports"]))
     if s["drift"] is not None:
-        lines.append("drift since baseline %s: %d new, %d gone" % (
-            _cell((model["baseline"] or {}).get("path") or "-"), s["drift"]["new"], s["drift"]["gone"]))
+        out.append(("drift since baseline %s: %d new, %d gone" % (
+            _cell((model["baseline"] or {}).get("path") or "-"), s["drift"]["new"], s["drift"]["gone"]),
+            None))
         for h in model["hosts"]:
             d = h["drift"]
             if not d or not d["compared"]:
                 continue
-            for word, items in (("new since baseline", d["new"]), ("gone since baseline", d["gone"])):
+            for word, style, items in (("new since baseline", "new", d["new"]),
+                                       ("gone since baseline", "gone", d["gone"])):
                 for l in items:
-                    lines.append("  %s %s: %s %s:%s %s" % (_cell(h["name"]), word, _cell(l.get("proto")),
-                                                        _cell(l.get("addr")), _cell(l.get("port")),
-                                                        _cell(l.get("comm"))))
+                    out.append(("  %s %s: %s %s:%s %s" % (
+                        _cell(h["name"]), word, _cell(l.get("proto")), _cell(l.get("addr")),
+                        _cell(l.get("port")), _cell(l.get("comm"), "-")), style))
         for name in s["drift"]["hosts_missing"]:
-            lines.append("  %s: in baseline, not in this run" % _cell(name))
-    return lines
+            out.append(("  %s: in baseline, not in this run" % _cell(name), "gone"))
+    return out
+
+
+def terminal_lines(model):
+    """model -> [(text, style)]: the table (unexpected rows styled) and the
+    summary, for front-ends that colour lines; text is already inert."""
+    rows = views.bind_rows(model)
+    lines = table(views.bind_columns(rows), rows)
+    out = [(lines[0], None)]
+    out.extend((line, "unexpected" if r["unexpected"] else None) for line, r in zip(lines[1:], rows))
+    out.append(("", None))
+    out.extend(_summary_lines(model))
+    return out
 
 
 def render_terminal(model):
-    """model -> the text printed at the end of the play."""
-    rows = views.bind_rows(model)
-    lines = table(views.bind_columns(rows), rows)
-    lines.append("")
-    lines.extend(_summary_lines(model))
-    return "\n".join(lines) + "\n"
+    """model -> the plain text printed at the end of the play."""
+    return "\n".join(text for text, _ in terminal_lines(model)) + "\n"

@@ -1,0 +1,121 @@
+"""Saved per-host results -> {host: {"status", "facts", "msg"}} for build_report,
+so a report can be re-rendered or diffed without tracing again.
+
+Accepted inputs (one file may hold several JSON documents one after another,
+as `salt --out=json` prints one per minion unless --static is given):
+  - Salt output: {minion id: result}. A result is the bind_trace dict
+    (bindtrace.trace), or the text Salt puts in its place: "ERROR: ..." (the
+    module raised), "'bindtrace' __virtual__ returned False: ..." (the module
+    cannot load there), "Minion did not return. ..." (no answer).
+    salt-call names its one minion "local": that host takes the name in its
+    facts (host.hostname), else the input file's name.
+  - A previous report.json (kind bindtrace-fleet-report): its hosts as they were.
+"""
+import json
+import os
+import sys
+
+from .model import REPORT_KIND, REPORT_SCHEMA, BindReportError, classify_result
+
+SALT_CALL_ID = "local"
+NO_RETURN = "Minion did not return"
+VIRTUAL_FALSE = "__virtual__ returned False"
+ERROR_PREFIX = "ERROR: "
+
+
+def json_documents(text, source):
+    """Every JSON document in text, in order (concatenated or one per line)."""
+    decoder = json.JSONDecoder()
+    docs, pos = [], 0
+    while True:
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if pos >= len(text):
+            break
+        try:
+            doc, pos = decoder.raw_decode(text, pos)
+        except ValueError as e:
+            raise BindReportError("%s is not Salt JSON output or a report.json (%s): save the output "
+                                  "of `salt ... bindtrace.trace --out=json` or a report.json"
+                                  % (source, e))
+        docs.append(doc)
+    if not docs:
+        raise BindReportError("%s holds no JSON: a failed salt-call prints its error on stderr, not "
+                              "as JSON; save the output of a run that returned" % source)
+    return docs
+
+
+def salt_result(value):
+    """One minion's Salt return -> {"status", "facts", "msg"}, classified
+    like an Ansible task result so both front-ends agree on statuses."""
+    if isinstance(value, dict) and isinstance(value.get("binds"), list) and "schema" in value:
+        return classify_result({"ansible_facts": {"bind_trace": value}}, "ok")
+    text = value if isinstance(value, str) else json.dumps(value)
+    if text.startswith(NO_RETURN):
+        return classify_result({"msg": text.strip()}, "unreachable")
+    if VIRTUAL_FALSE in text:   # the module's own reason, e.g. "unsupported: ..."
+        text = text.split(VIRTUAL_FALSE, 1)[1].lstrip(": ") or text
+    elif text.startswith(ERROR_PREFIX):
+        text = text[len(ERROR_PREFIX):]
+    return classify_result({"msg": text.strip() or None}, "failed")
+
+
+def report_hosts(doc, source):
+    """A previous report.json -> its hosts, as build_report takes them."""
+    if doc.get("schema") != REPORT_SCHEMA:
+        raise BindReportError("%s has report schema %r, this version reads schema %d"
+                              % (source, doc.get("schema"), REPORT_SCHEMA))
+    return {h["name"]: {"status": h["status"], "facts": h.get("facts"), "msg": h.get("reason")}
+            for h in doc.get("hosts") or [] if isinstance(h, dict) and "name" in h}
+
+
+def _host_name(minion, entry, source):
+    if minion != SALT_CALL_ID:
+        return minion
+    hostname = ((entry["facts"] or {}).get("host") or {}).get("hostname")
+    return hostname or os.path.splitext(os.path.basename(source))[0]
+
+
+def read_results(text, source):
+    """The hosts in one saved input (see the module doc)."""
+    hosts = {}
+    for doc in json_documents(text, source):
+        if not isinstance(doc, dict):
+            raise BindReportError("%s: expected a JSON object of {minion: result}, got %s"
+                                  % (source, type(doc).__name__))
+        if doc.get("kind") == REPORT_KIND:
+            found = report_hosts(doc, source)
+        else:
+            found = {}
+            for minion, value in doc.items():
+                entry = salt_result(value)
+                found[_host_name(minion, entry, source)] = entry
+        hosts.update(found)
+    return hosts
+
+
+def load_results(paths):
+    """Several saved inputs (paths, "-" for stdin) -> one {host: result}; a
+    host named twice is an error (two runs of one host cannot both be it)."""
+    hosts, where = {}, {}
+    for path in paths:
+        text = _read_file(path)
+        for name, entry in read_results(text, path).items():
+            if name in hosts:
+                raise BindReportError("host %r is in both %s and %s: give each host's result once"
+                                      % (name, where[name], path))
+            hosts[name], where[name] = entry, path
+    if not hosts:
+        raise BindReportError("no host results in %s" % ", ".join(paths))
+    return hosts
+
+
+def _read_file(path):
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError as e:
+        raise BindReportError("cannot read %s (%s): give a saved `--out=json` output or a report.json"
+                              % (path, e.strerror))
