@@ -120,6 +120,8 @@ class BccBackend(object):
         self._selftest_tid = None
         self.perf_lost = 0
         self.mode = cfg.mode
+        self.timings = {}  # seconds per start-up phase (the benchmark prints them)
+        t0 = time.monotonic()
         try:
             self.offsets, self.notes = calibrate(BPF)
         except Exception as exc:
@@ -130,6 +132,8 @@ class BccBackend(object):
                                  "the bcc backend cannot read on this kernel; trace all "
                                  "namespaces (netns: all) or use the core backend")
         text = render_main(cfg, netns_inode, self.offsets, cfg.summary_entries)
+        t1 = time.monotonic()
+        self.timings["calibrate"] = t1 - t0
         try:
             self.bpf = BPF(text=text)
         except Exception as exc:
@@ -143,7 +147,10 @@ class BccBackend(object):
                 pages *= 2
             self.bpf["events"].open_perf_buffer(self._on_event, page_cnt=pages,
                                                 lost_cb=self._on_lost)
+            t2 = time.monotonic()
+            self.timings["compile_attach"] = t2 - t1
             failed = self._selftest()
+            self.timings["selftest"] = time.monotonic() - t2
         except BaseException:
             self.close()
             raise
