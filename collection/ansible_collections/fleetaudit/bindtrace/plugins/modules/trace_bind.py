@@ -317,6 +317,8 @@ try:
     from ansible_collections.fleetaudit.bindtrace.plugins.module_utils.bindtrace import BindtraceError
     from ansible_collections.fleetaudit.bindtrace.plugins.module_utils.bindtrace.facts import (
         SignalStop, collect_facts, unexpected_failure)
+    from ansible_collections.fleetaudit.bindtrace.plugins.module_utils.bindtrace.hangup import (
+        HangupStop)
     IMPORT_ERROR = None
 except ImportError as exc:  # e.g. a host without pwd/ctypes: not a Linux we can trace
     IMPORT_ERROR = exc
@@ -347,7 +349,9 @@ def main():
                              "it needs Linux and Python 3.8+" % IMPORT_ERROR)
     try:
         # all of the trace logic is in the host library, shared with the Salt module
-        facts = collect_facts(should_stop=SignalStop(), **module.params)
+        # the window also ends when the controller hangs up (task timeout, dropped
+        # SSH): nobody would read the result, and the tracer must not stay loaded
+        facts = collect_facts(should_stop=HangupStop(SignalStop()), **module.params)
     except BindtraceError as exc:
         module.fail_json(msg=str(exc))
     except Exception as exc:  # a bug, not a user error: say so, trace only in -vvv
