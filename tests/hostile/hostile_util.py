@@ -1,0 +1,214 @@
+"""Shared helpers for the hostile-conditions tests: the bind storm generator,
+the real ansible-playbook on this machine (local connection) or on a fleet
+host, and finding the BPF objects one tracer process owns.
+
+Several engineers' tracers run on this machine at the same time, so "nothing
+of ours remains" is always checked against the ids one process held (read
+from its /proc/<pid>/fdinfo while it ran), never against "no BPF at all"."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+for sub in ("kernel", "fleet"):
+    path = os.path.join(ROOT, "tests", sub)
+    if path not in sys.path:
+        sys.path.append(path)
+
+from helpers import CLI, bpf_ids_of, cli_env, live_bpf_ids  # noqa: E402,F401
+
+VENV_BIN = os.path.join(ROOT, ".venv", "bin")
+PLAYBOOK = os.path.join(ROOT, "playbooks", "trace_bind.yml")
+FIXTURES = os.path.join(HERE, "fixtures")
+BINDSTORM_SRC = os.path.join(ROOT, "tests", "bench", "bindstorm.c")
+# Ports of this directory's workloads: below the ephemeral range (32768-60999), unused by other tests.
+PORT_BASE = 29400
+
+
+def build_bindstorm(outdir):
+    """gcc -O2 -pthread tests/bench/bindstorm.c -> path of the binary."""
+    out = os.path.join(str(outdir), "bindstorm")
+    subprocess.run(["gcc", "-O2", "-pthread", "-o", out, BINDSTORM_SRC], check=True, timeout=120)
+    return out
+
+
+def storm(binary, threads, per_thread, mode, port):
+    """Run a bind storm to its end; returns the number of bind() calls made."""
+    out = subprocess.run([binary, str(threads), str(per_thread), mode, str(port)],
+                         capture_output=True, text=True, check=True, timeout=600).stdout
+    offered = int(out.split()[0])
+    assert offered == threads * per_thread
+    return offered
+
+
+# ------------------------------------------------------------ processes, BPF ids
+
+def children_map():
+    kids = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        kids.setdefault(ppid, []).append(int(name))
+    return kids
+
+
+def descendants(pid):
+    kids = children_map()
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        for c in kids.get(p, []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+def links(ids):
+    return sum(1 for kind, _ in ids if kind == "link_id")
+
+
+def find_tracer(root_pid, proc=None, timeout=120):
+    """The process under root_pid that holds an attached bind tracer (2 links:
+    sys_enter_bind, sys_exit_bind) -> (pid, its prog/map/link ids)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for pid in [root_pid] + descendants(root_pid):
+            try:
+                ids = bpf_ids_of(pid)
+            except OSError:
+                continue
+            if links(ids) >= 2:
+                return pid, ids
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError("exited before tracing:\n%s" % (proc.stdout.read()
+                                                                if proc.stdout else ""))
+        time.sleep(0.03)
+    raise AssertionError("no tracer attached under pid %d" % root_pid)
+
+
+def wait_gone(ids, timeout=20):
+    """Until none of these BPF ids is loaded (the kernel frees them after an
+    RCU grace period); returns those still loaded at the deadline."""
+    deadline = time.monotonic() + timeout
+    left = ids & live_bpf_ids()
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        left = ids & live_bpf_ids()
+    return left
+
+
+def wait_exit(pid, timeout=20):
+    """Until pid is gone or a zombie (nothing of it runs any more)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                    return True
+        except OSError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+# ------------------------------------------------------------ ansible
+
+def write_local_inventory(path, hosts=("localhost",), hostvars=None):
+    """A local-connection inventory (JSON is YAML) of host aliases of this machine."""
+    inv = {"all": {"hosts": {}}}
+    for h in hosts:
+        v = {"ansible_connection": "local", "ansible_python_interpreter": "/usr/bin/python3"}
+        v.update((hostvars or {}).get(h, {}))
+        inv["all"]["hosts"][h] = v
+    with open(str(path), "w") as f:
+        json.dump(inv, f)
+    return str(path)
+
+
+def ansible_env(report_dir=None, **extra):
+    env = dict(os.environ)
+    env["PATH"] = VENV_BIN + os.pathsep + env.get("PATH", "")
+    env["ANSIBLE_CONFIG"] = os.path.join(ROOT, "ansible.cfg")
+    env["ANSIBLE_NOCOLOR"] = "1"
+    env["ANSIBLE_FORCE_COLOR"] = "0"
+    for k in ("BIND_REPORT_DIR", "BIND_REPORT_FORMATS", "BIND_REPORT_BASELINE",
+              "BIND_REPORT_TERMINAL", "AWX_ISOLATED_DATA_DIR", "ANSIBLE_INVENTORY"):
+        env.pop(k, None)
+    if report_dir is not None:
+        env["BIND_REPORT_DIR"] = str(report_dir)
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def playbook_cmd(inventory, extra_vars=None, playbook=PLAYBOOK, args=()):
+    cmd = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", inventory, playbook] + list(args)
+    if extra_vars:
+        cmd += ["-e", json.dumps(extra_vars)]
+    return cmd
+
+
+def start_playbook(inventory, report_dir, extra_vars=None, playbook=PLAYBOOK, env=None,
+                   args=(), preexec_fn=None):
+    """ansible-playbook in the background (stdout+stderr together in .stdout)."""
+    return subprocess.Popen(playbook_cmd(inventory, extra_vars, playbook, args),
+                            env=ansible_env(report_dir, **(env or {})), cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=preexec_fn)
+
+
+def run_playbook(inventory, report_dir, extra_vars=None, playbook=PLAYBOOK, env=None, args=(),
+                 timeout=600, preexec_fn=None):
+    proc = start_playbook(inventory, report_dir, extra_vars, playbook, env, args, preexec_fn)
+    out, _ = proc.communicate(timeout=timeout)
+    return proc.returncode, out
+
+
+def finish(proc, timeout=600):
+    out, _ = proc.communicate(timeout=timeout)
+    return proc.returncode, out
+
+
+def read_json(path):
+    with open(str(path), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def report(report_dir):
+    return read_json(os.path.join(str(report_dir), "report.json"))
+
+
+def no_traceback(text):
+    """Nothing that looks like a Python traceback or an unhandled module crash."""
+    bad = ("Traceback (most recent call last)", "MODULE FAILURE", "internal error in trace_bind",
+           "module_stderr", "Exception ignored")
+    return [b for b in bad if b in text]
+
+
+# ------------------------------------------------------------ CLI
+
+def start_cli(*args):
+    return subprocess.Popen(CLI + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=cli_env())
+
+
+def stop_cli(proc, sig=signal.SIGINT, timeout=120):
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+def which(name):
+    path = shutil.which(name)
+    assert path, "%s is not installed (.ci/run installs it)" % name
+    return path
