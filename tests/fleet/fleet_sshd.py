@@ -41,7 +41,7 @@ PrintLastLog no
 X11Forwarding no
 AllowTcpForwarding no
 PermitUserEnvironment no
-SetEnv HOME={state}/home
+{setenv}
 MaxStartups 200
 MaxSessions 100
 LogLevel ERROR
@@ -79,9 +79,13 @@ def host_public_key(state):
     return " ".join(text[:2])
 
 
-def write_config(state, hostdir, name, addr):
+def write_config(state, hostdir, name, addr, own_home=True):
+    """own_home=False keeps root's real HOME (and its .bashrc): only for
+    measuring what the SetEnv saves (tests/bench/bench_fleet.py)."""
     path = os.path.join(hostdir, "sshd_config")
-    _write(path, CONFIG.format(name=name, addr=addr, state=state, hostdir=hostdir), 0o600)
+    setenv = "SetEnv HOME=%s/home" % state if own_home else "# SetEnv HOME: off (bench)"
+    _write(path, CONFIG.format(name=name, addr=addr, state=state, hostdir=hostdir, setenv=setenv),
+           0o600)
     return path
 
 

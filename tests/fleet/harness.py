@@ -106,7 +106,8 @@ class Fleet(object):
         return os.path.join(self.state, "id_ed25519")
 
     # -- up ----------------------------------------------------------------
-    def up(self, n, prefix=DEFAULT_PREFIX, subnet=DEFAULT_SUBNET, groups=DEFAULT_GROUPS):
+    def up(self, n, prefix=DEFAULT_PREFIX, subnet=DEFAULT_SUBNET, groups=DEFAULT_GROUPS,
+           own_home=True):
         if not 1 <= n <= MAX_HOSTS:
             raise ValueError("fleet size must be 1..%d, got %d" % (MAX_HOSTS, n))
         if os.geteuid() != 0:
@@ -146,7 +147,7 @@ class Fleet(object):
                 fleet_net.write_etc(h["ns"], h["name"], hosts_lines)
                 fleet_net.add_host(h["ns"], h["veth"], h["addr"] + "/24")
                 fleet_net.attach(h["veth"], bridge)
-                fleet_sshd.write_config(self.state, h["dir"], h["name"], h["addr"])
+                fleet_sshd.write_config(self.state, h["dir"], h["name"], h["addr"], own_home)
             for h in hosts:
                 self.start_sshd(h["name"])
             self._write_known_hosts()
