@@ -69,6 +69,7 @@ def test_host_cgroups_are_not_containers():
     ("/machine.slice/libpod-%s.scope" % PODMAN_ID, PODMAN_ID, "podman", None),
     ("/system.slice/docker-%s.scope" % DOCKER_ID, DOCKER_ID, "docker", None),
     ("/libpod_parent/4f1c0de/libpod-%s" % PODMAN_ID, PODMAN_ID, "podman", None),
+    ("/kubepods/burstable/pod5-6/crio-%s" % CRI_ID, CRI_ID, "cri-o", "5-6"),   # CRI-O, cgroupfs
 ])
 def test_systemd_and_pod_forms(path, cid, runtime, uid):
     got = parse_cgroup_path(path)

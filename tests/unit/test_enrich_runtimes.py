@@ -212,3 +212,13 @@ def test_container_named_once_its_metadata_appears(tmp_path):
     en.refresh()
     assert en.lookup(None, cgid, 99).container["name"] == "bt7-probe"
     assert en.lookup(None, cgid, None).container["name"] == "bt7-probe"
+
+
+def test_crio_reads_the_shared_containers_storage():
+    """CRI-O is not installable here; it keeps containers in the same
+    containers/storage layout podman does, so podman's captured files stand in."""
+    ident = Runtimes(DATA, "n1").lookup(parse_cgroup_path(
+        "/kubepods/besteffort/pod1-2/crio-%s.scope" % PODMAN_ID))
+    assert ident.container == {"runtime": "cri-o", "id": PODMAN_ID, "name": "mycontainer",
+                               "image": "localhost/bt7probe:latest"}
+    assert ident.k8s == {"node": "n1", "namespace": "myns", "pod": "mypod", "container": "mycontainer"}

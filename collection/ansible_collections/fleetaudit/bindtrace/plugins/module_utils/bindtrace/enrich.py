@@ -31,8 +31,8 @@ CONTAINERD_TASKS = ("run/containerd/io.containerd.runtime.v2.task",
 PODMAN_DIRS = ("var/lib/containers/storage/overlay-containers",)
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_SCOPE = re.compile(r"^(docker|cri-containerd|crio|libpod)-([0-9a-f]{64})\.scope$")
-_LIBPOD = re.compile(r"^libpod-([0-9a-f]{64})$")
+# systemd driver: <runtime>-<id>.scope; CRI-O's cgroupfs driver: crio-<id>
+_SCOPE = re.compile(r"^(docker|cri-containerd|crio|libpod)-([0-9a-f]{64})(?:\.scope)?$")
 _POD = re.compile(r"^(?:kubepods-(?:besteffort-|burstable-|guaranteed-)?)?pod([0-9a-fA-F_-]+?)(?:\.slice)?$")
 _SCOPE_RUNTIME = {"docker": "docker", "cri-containerd": "containerd", "crio": "cri-o",
                   "libpod": "podman"}
@@ -63,14 +63,10 @@ def parse_cgroup_path(path):
         m = _SCOPE.match(leaf)
         if m:
             cid, hint = m.group(2), _SCOPE_RUNTIME[m.group(1)]
+        elif _HEX64.match(leaf):
+            cid, hint = leaf, ("docker" if i > 0 and parts[i - 1] == "docker" else None)
         else:
-            m = _LIBPOD.match(leaf)
-            if m:
-                cid, hint = m.group(1), "podman"
-            elif _HEX64.match(leaf):
-                cid, hint = leaf, ("docker" if i > 0 and parts[i - 1] == "docker" else None)
-            else:
-                continue
+            continue
         return {"id": cid, "runtime": hint, "namespace": None, "pod_uid": _pod_uid(parts[:i]),
                 "kubepods": kube, "weak": False}
     if len(parts) >= 2:
@@ -198,6 +194,8 @@ class Runtimes(object):
         order = [self.docker, self.podman, self.containerd]
         if hint == "podman":
             order = [self.podman]
+        elif hint == "cri-o":   # CRI-O keeps its containers in the same containers/storage
+            order = [lambda c: self.podman(c, runtime="cri-o")]
         elif hint == "containerd":
             order = [self.containerd, self.docker]
         for fn in order:
@@ -237,7 +235,7 @@ class Runtimes(object):
                                 ann, self.node)
         return None
 
-    def podman(self, cid):
+    def podman(self, cid, runtime="podman"):
         for base in self.podman_dirs:
             entry = self._podman_entries(os.path.join(base, "containers.json")).get(cid)
             spec = _load_json(os.path.join(base, cid, "userdata", "config.json"))
@@ -246,7 +244,9 @@ class Runtimes(object):
             name, image = entry or (cid[:12], None)
             # podman keeps --label only in its BoltDB; --annotation lands in the spec
             ann = (spec or {}).get("annotations") or {}
-            return Identity("podman", cid, name, image, ann, self.node)
+            if runtime == "cri-o":   # its storage name is k8s_<ctr>_<pod>_...; crictl shows <ctr>
+                name = ann.get("io.kubernetes.container.name") or name
+            return Identity(runtime, cid, name, image, ann, self.node)
         return None
 
     def _podman_entries(self, path):
