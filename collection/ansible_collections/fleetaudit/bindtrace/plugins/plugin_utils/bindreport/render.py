@@ -22,10 +22,21 @@ FORMATS = {
 _envs = {}
 
 
+def _compact(value):
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+
+
 def _json(value, level=0):
-    """JSON of one value, its continuation lines indented to `level` steps."""
-    text = json.dumps(value, indent=2, ensure_ascii=False)
-    return text.replace("\n", "\n" + "  " * level)
+    """Readable, diffable JSON: objects expanded, and every element of a list
+    of objects (a bind, a listener) on one line; continuation lines indented
+    to `level` steps."""
+    pad = "  " * (level + 1)
+    if isinstance(value, dict) and value:
+        items = [pad + _compact(k) + ": " + _json(v, level + 1) for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + "  " * level + "}"
+    if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+        return "[\n" + ",\n".join(pad + _compact(v) for v in value) + "\n" + "  " * level + "]"
+    return _compact(value)
 
 
 def _finalizer(escape):

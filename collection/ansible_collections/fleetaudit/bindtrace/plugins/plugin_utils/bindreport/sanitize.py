@@ -6,6 +6,7 @@ turns control and bidi-override characters into printable escapes for every
 human format (terminal, Markdown, HTML, XML), so they can neither move the
 cursor, recolour the terminal, reorder text, nor make XML invalid.
 """
+import json
 import re
 
 # C0, DEL, C1 controls; Unicode bidi embeddings/overrides/isolates and marks;
@@ -48,15 +49,24 @@ def one_line(value):
     return visible(_SPACES.sub(" ", clean_text(value)).strip())
 
 
-def clean_tree(obj):
-    """clean_text applied to every str in a JSON-like tree (keys too)."""
+def _clean_walk(obj):
     if isinstance(obj, str):
         return clean_text(obj)
     if isinstance(obj, dict):
-        return {clean_text(k): clean_tree(v) for k, v in obj.items()}
+        return {clean_text(k): _clean_walk(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [clean_tree(v) for v in obj]
+        return [_clean_walk(v) for v in obj]
     return obj
+
+
+def clean_tree(obj):
+    """A JSON-like tree with clean_text applied to every str (keys too). The
+    common case (nothing to fix, found at C speed) returns obj itself."""
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")   # fails on lone surrogates
+        return obj
+    except (TypeError, ValueError, UnicodeEncodeError):
+        return _clean_walk(obj)
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
