@@ -17,6 +17,7 @@ import os
 import socket
 import struct
 import subprocess
+import sys
 import threading
 import time
 
@@ -56,7 +57,7 @@ def system_python_with_bcc():
     """Another interpreter on this host that can import bcc, or None."""
     for path in SYSTEM_PYTHONS:
         if os.path.exists(path) and os.path.realpath(path) != os.path.realpath(
-                os.sys.executable):
+                sys.executable):
             try:
                 ok = subprocess.run([path, "-c", "import bcc"], stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL, timeout=30).returncode == 0
@@ -76,7 +77,7 @@ def import_bcc():
             raise BindtraceError(
                 "bcc is not importable by this Python (%s), only by %s: run the tracer with that "
                 "interpreter (trace-bind: '%s -m bindtrace.cli ...'; Ansible: "
-                "ansible_python_interpreter=%s)" % (os.sys.executable, other, other, other))
+                "ansible_python_interpreter=%s)" % (sys.executable, other, other, other))
         raise BindtraceError(
             "bcc is not installed: the bcc backend needs the bcc Python module and the kernel "
             "headers; install python3-bpfcc and linux-headers-%s (Debian/Ubuntu) or python3-bcc "
