@@ -79,7 +79,6 @@ def main():
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     if os.geteuid() != 0:
         raise SystemExit("run as root")
-    rows = []
     samples = {}
     for name, python, backend, mode in (("core events", sys.executable, "core", "events"),
                                         ("bcc events", SYSTEM_PYTHON, "bcc", "events"),
@@ -103,7 +102,6 @@ def main():
                 "%s %.2fs" % (k, statistics.median(s["phases"][k] for s in ss)) for k in
                 ("calibrate", "compile_attach", "selftest"))
             notes += "; missing fields: %s" % (ss[0]["missing"] or "none")
-        rows.append((name, start, rss))
         print("%-22s %12.3f %10.1f %12.1f %10.1f  %s" % (name, start, start / core_start,
                                                          rss / 1024.0, rss / core_rss, notes))
     snoop = run_bindsnoop()
