@@ -1,8 +1,8 @@
 """Container and Kubernetes identity of a bind: (pid, cgroup id, mntns) -> container, k8s.
 
 Read from the runtimes' own on-disk state, no daemon needed: Docker
-config.v2.json, containerd task bundles (config.json annotations), podman
-containers.json + userdata/config.json. The cgroup id a bind carries
+config.v2.json, containerd task bundles (config.json annotations), podman and
+CRI-O containers/storage (containers.json + userdata/config.json). The cgroup id a bind carries
 (bpf_get_current_cgroup_id) is the inode of its cgroup2 directory, and the
 cgroup path names the container (`/docker/<id>`, `/kubepods/.../pod<uid>/<id>`,
 `.../cri-containerd-<id>.scope`, `/libpod_parent/libpod-<id>`, `/<ns>/<id>`).
