@@ -78,12 +78,31 @@ def links(ids):
     return sum(1 for kind, _ in ids if kind == "link_id")
 
 
-def find_tracer(root_pid, proc=None, timeout=120):
-    """The process under root_pid that holds an attached bind tracer (2 links:
-    sys_enter_bind, sys_exit_bind) -> (pid, its prog/map/link ids)."""
+def _candidates(root_pid, tag):
+    if tag is None:
+        return [root_pid] + descendants(root_pid)
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open("/proc/%s/environ" % name, "rb") as f:
+                    if tag.encode() in f.read():
+                        out.append(int(name))
+            except OSError:
+                continue
+    return out
+
+
+def find_tracer(root_pid=None, proc=None, timeout=120, tag=None, exclude=()):
+    """The process that holds an attached bind tracer (2 links: sys_enter_bind,
+    sys_exit_bind) -> (pid, its prog/map/link ids). Looked for under root_pid,
+    or (tag) among processes whose environment holds the tag: async_wrapper
+    daemonizes, so an async module is no descendant of ansible-playbook."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for pid in [root_pid] + descendants(root_pid):
+        for pid in _candidates(root_pid, tag):
+            if pid in exclude:
+                continue
             try:
                 ids = bpf_ids_of(pid)
             except OSError:
@@ -94,7 +113,7 @@ def find_tracer(root_pid, proc=None, timeout=120):
             raise AssertionError("exited before tracing:\n%s" % (proc.stdout.read()
                                                                 if proc.stdout else ""))
         time.sleep(0.03)
-    raise AssertionError("no tracer attached under pid %d" % root_pid)
+    raise AssertionError("no tracer attached (pid %s, tag %s)" % (root_pid, tag))
 
 
 def wait_gone(ids, timeout=20):
@@ -203,8 +222,13 @@ def start_cli(*args):
 
 
 def stop_cli(proc, sig=signal.SIGINT, timeout=120):
+    """Signal the CLI, then read to the end. Not communicate(): it reads the raw
+    fds and would lose lines a readline() before already buffered (stderr is a
+    line or two, so reading stdout first cannot block)."""
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=timeout)
+    out = proc.stdout.read()
+    err = proc.stderr.read()
+    proc.wait(timeout)
     return proc.returncode, out, err
 
 
