@@ -47,18 +47,32 @@ while True:
 
 
 @pytest.fixture
-def workload():
-    ports = []
-    while len(ports) < 4:
-        p = closed_port()
-        if p not in ports:
-            ports.append(p)
-    proc = subprocess.Popen(["/usr/bin/python3", "-c", WORKLOAD] + [str(p) for p in ports],
-                            stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline() == "ready\n"
-    yield proc.pid, ports
-    proc.kill()
-    proc.wait()
+def workloads():
+    """start() -> (pid, [P1, P2, P3, P4]) of a new workload on free ports."""
+    procs, used = [], set()
+
+    def start():
+        ports = []
+        while len(ports) < 4:
+            p = closed_port()
+            if p not in used:
+                used.add(p)
+                ports.append(p)
+        proc = subprocess.Popen(["/usr/bin/python3", "-c", WORKLOAD] + [str(p) for p in ports],
+                                stdout=subprocess.PIPE, text=True)
+        procs.append(proc)
+        assert proc.stdout.readline() == "ready\n"
+        return proc.pid, ports
+
+    yield start
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture
+def workload(workloads):
+    return workloads()
 
 
 def extra_vars(pid, ports):
@@ -71,10 +85,10 @@ def extra_vars(pid, ports):
     }
 
 
-def cached_facts(cache_dir):
-    """bind_trace as Ansible's jsonfile fact cache stored it for localhost
+def cached_facts(cache_dir, host="localhost"):
+    """bind_trace as Ansible's jsonfile fact cache stored it for host
     (ansible-core 2.19 names the file s1_<host> and wraps it in __payload__)."""
-    name = next(n for n in os.listdir(cache_dir) if n in ("localhost", "s1_localhost"))
+    name = next(n for n in os.listdir(cache_dir) if n in (host, "s1_" + host))
     with open(os.path.join(cache_dir, name), encoding="utf-8") as f:
         data = json.load(f)
     if "__payload__" in data:
@@ -182,3 +196,56 @@ def test_fail_on_unexpected_host_keeps_its_facts_in_the_report(tmp_path, workloa
     failure = case.find("failure")
     assert failure.get("type") == "unexpected-listener"
     assert "unexpected listener: TCP 127.0.0.1:%d python3 (pid %d)" % (p4, pid) in failure.text
+
+
+def test_real_module_over_several_hosts(tmp_path, workloads):
+    """Four inventory hosts: alpha and beta are local aliases each tracing its
+    own workload (pid filter) for real; beta's policy leaves its held listener
+    unexpected; gamma's trace fails on a bad argument; delta is unreachable."""
+    (pid_a, ports_a), (pid_b, ports_b) = workloads(), workloads()
+    everything = [{"port": "1-65535"}]
+    but_b4 = [{"port": "1-%d" % (ports_b[3] - 1)}, {"port": "%d-65535" % (ports_b[3] + 1)}]
+    local = {"ansible_connection": "local", "ansible_python_interpreter": "/usr/bin/python3",
+             "bindtrace_duration": WINDOW}
+    inventory = {"all": {"hosts": {
+        "alpha": dict(local, bindtrace_pid=pid_a, bindtrace_ports=ports_a, bindtrace_allow=everything),
+        "beta": dict(local, bindtrace_pid=pid_b, bindtrace_ports=ports_b, bindtrace_allow=but_b4),
+        "gamma": dict(local, bindtrace_ports="abc"),
+        "delta": {"ansible_host": "127.0.0.1", "ansible_port": closed_port(), "ansible_user": "nobody",
+                  "ansible_ssh_common_args": "-o ControlMaster=no -o ConnectTimeout=5"},
+    }}}
+    inv = tmp_path / "inventory.json"
+    inv.write_text(json.dumps(inventory))
+    outdir, cache = str(tmp_path / "reports"), str(tmp_path / "facts")
+    proc = subprocess.run(
+        [os.path.join(VENV_BIN, "ansible-playbook"), "-i", str(inv), PLAYBOOK], cwd=str(tmp_path),
+        env=env(BIND_REPORT_DIR=outdir, ANSIBLE_CACHE_PLUGIN="jsonfile",
+                ANSIBLE_CACHE_PLUGIN_CONNECTION=cache),
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 4, proc.stdout + proc.stderr  # a failed and an unreachable host
+    assert sorted(os.listdir(outdir)) == ["junit.xml", "report.html", "report.json", "report.md"]
+    report = json.loads(read(os.path.join(outdir, "report.json")))
+    hosts = {h["name"]: h for h in report["hosts"]}
+    assert {n: h["status"] for n, h in hosts.items()} == {
+        "alpha": "ok", "beta": "ok", "gamma": "failed", "delta": "unreachable"}
+    for name, pid, ports in (("alpha", pid_a, ports_a), ("beta", pid_b, ports_b)):
+        facts = cached_facts(cache, name)
+        assert hosts[name]["facts"] == facts
+        p1, p2, p3, p4 = ports
+        assert sorted((b["proto"], b["addr"], b["port"], b["pid"]) for b in facts["binds"]) == sorted([
+            ("TCP", "127.0.0.1", p1, pid), ("UDP", "::1", p2, pid), ("TCP", "0.0.0.0", p3, pid)])
+    assert "abc" in hosts["gamma"]["reason"] and hosts["gamma"]["facts"] is None
+    assert "Connection refused" in hosts["delta"]["reason"]
+    # only beta's held listener is unexpected in the whole fleet
+    assert report["summary"]["unexpected_listeners"] == {"beta": 1}
+    [held] = [l for l in hosts["beta"]["facts"]["listeners"] if l["verdict"] == "unexpected"]
+    assert (held["addr"], held["port"], held["pid"]) == ("127.0.0.1", ports_b[3], pid_b)
+    suite = ET.parse(os.path.join(outdir, "junit.xml")).getroot().find("testsuite")
+    verdicts = {c.get("name"): [ch.tag + ":" + ch.get("type") for ch in c if ch.tag in ("failure", "error")]
+                for c in suite.findall("testcase")}
+    assert verdicts == {"alpha": [], "beta": ["failure:unexpected-listener"],
+                        "delta": ["error:unreachable"], "gamma": ["failure:trace-failed"]}
+    for fmt in ("report.md", "report.html", "junit.xml"):
+        text = read(os.path.join(outdir, fmt))
+        assert hosts["gamma"]["reason"][:40] in text.replace("&#39;", "'").replace("&#34;", '"')
+        assert "Connection refused" in text
