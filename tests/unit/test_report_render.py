@@ -148,6 +148,15 @@ def test_markdown_escapes_markup_and_table_syntax():
         assert len(widths) == 1, block
 
 
+def test_xml_stays_valid_for_noncharacters_from_utf8_comm():
+    # b"\xef\xbf\xbe" is valid UTF-8 for U+FFFE, which XML 1.0 forbids
+    comm = b"x\xef\xbf\xbey\x01".decode("utf-8", "replace")
+    f = rf.facts("h", listeners=[rf.listener(7, comm, 4444, verdict="unexpected")])
+    text = render(build_report({"h": {"status": "ok", "facts": f}}), "junit")
+    failure = ET.fromstring(text.encode("utf-8")).find("testsuite/testcase/failure")
+    assert "x\\ufffey\\x01 (pid 7)" in failure.get("message")
+
+
 def test_visible():
     assert visible("a\x1b[31mb\x00\x7f\x9b\n\t") == "a\\x1b[31mb\\x00\\x7f\\x9b\\n\\t"
     assert visible(None) == "" and visible(42) == "42"

@@ -10,9 +10,10 @@ import json
 import re
 
 # C0, DEL, C1 controls; Unicode bidi embeddings/overrides/isolates and marks;
-# line/paragraph separators; the BOM.
+# line/paragraph separators; the BOM; U+FFFE/U+FFFF (valid UTF-8, e.g. in a
+# comm, but not XML characters).
 _UNSAFE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029\ufeff]")
+    "[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029\ufeff\ufffe\uffff]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _SPACES = re.compile(r"\s+")
 _SURROGATES = re.compile("[\ud800-\udfff]")
