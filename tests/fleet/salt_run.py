@@ -6,7 +6,7 @@ import os
 import subprocess
 import time
 
-from module_run import bpf_ids_of
+from module_run import EXACT, Workload, bpf_ids_of, free_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -66,6 +66,22 @@ def wait_salt_tracer(proc, timeout=120):
                                  % proc.communicate())
         time.sleep(0.05)
     raise AssertionError("salt-call's tracer never attached")
+
+
+def traced_by_salt(config_dir, *args):
+    """salt-call bindtrace.trace ARGS ("{p1}"/"{p2}" filled with two free ports);
+    once its tracer is attached, the EXACT workload binds (two listeners and one
+    EADDRINUSE) -> (salt-call's stdout, workload info, p1, p2)."""
+    p1, p2 = free_port(), free_port()
+    proc = salt_popen(config_dir, "bindtrace.trace", *[a.format(p1=p1, p2=p2) for a in args])
+    wait_salt_tracer(proc)
+    work = Workload(EXACT, p1, p2)
+    try:
+        out, err = proc.communicate(timeout=120)
+    finally:
+        work.stop()
+    assert proc.returncode == 0, err
+    return out, work.info, p1, p2
 
 
 def local_return(stdout):

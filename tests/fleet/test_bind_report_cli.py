@@ -16,9 +16,8 @@ import os
 
 import pytest
 
-from module_run import EXACT, Workload, free_port
 from report_run import read, report_facts as rf, run_standin
-from salt_run import bind_report, ensure_salt, local_return, minion_config, salt_popen, wait_salt_tracer
+from salt_run import bind_report, ensure_salt, local_return, minion_config, traced_by_salt
 
 FILES = ["junit.xml", "report.html", "report.json", "report.md"]
 CALLBACK = "fleetaudit.bindtrace.bind_report"
@@ -57,15 +56,7 @@ def both_ways(tmp_path_factory):
     work = str(tmp_path_factory.mktemp("bind-report"))
     ensure_salt()
     cfg = minion_config(os.path.join(work, "salt"))
-    p1, p2 = free_port(), free_port()
-    proc = salt_popen(cfg, "bindtrace.trace", "duration=2", "mode=events", "ports=%d,%d" % (p1, p2))
-    wait_salt_tracer(proc)
-    workload = Workload(EXACT, p1, p2)
-    try:
-        out, err = proc.communicate(timeout=120)
-    finally:
-        workload.stop()
-    assert proc.returncode == 0, err
+    out, workload, p1, p2 = traced_by_salt(cfg, "duration=2", "mode=events", "ports={p1},{p2}")
     salt_call_out = os.path.join(work, "salt-call.json")
     with open(salt_call_out, "w") as f:
         f.write(out)
@@ -83,7 +74,7 @@ def both_ways(tmp_path_factory):
     cli_dir = os.path.join(work, "cli")
     cli = bind_report(salt_call_out, salt_fleet, "-o", cli_dir)
     assert cli.returncode == 0, cli.stderr
-    return {"work": work, "fleet": fleet, "here": here, "ports": (p1, p2), "pid": workload.pid,
+    return {"work": work, "fleet": fleet, "here": here, "ports": (p1, p2), "pid": workload["pid"],
             "playbook": playbook, "cli": cli, "ansible_out": os.path.join(ansible_dir, "reports"),
             "cli_out": cli_dir, "salt_call_out": salt_call_out, "salt_fleet": salt_fleet}
 
