@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
-/* bindtrace kernel side: syscall tracepoints on bind(2).
- * Entry remembers (fd, sockaddr pointer, addrlen) per thread; exit reads the
- * requested sockaddr from user memory and the bound state from the socket
- * (task -> files -> fd -> socket -> sock, CO-RE), then either emits an event
- * (ring buffer) or counts it in the summary hash. */
+/* bindtrace kernel side: the sys_exit_bind syscall tracepoint.
+ * At exit the call's arguments (fd, sockaddr pointer, addrlen) are still in
+ * the caller's saved registers (bpf_task_pt_regs), so there is no entry
+ * program and no per-thread map: half the per-bind cost, no stale entries.
+ * It reads the requested sockaddr from user memory and the bound state from
+ * the socket (task -> files -> fd -> socket -> sock, CO-RE), then either
+ * emits an event (ring buffer) or counts it in the summary hash. */
 #include "core_types.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
@@ -19,19 +21,6 @@
 #define INET_FLAGS_BIND_ADDRESS_NO_PORT 18
 
 const volatile struct bind_config cfg = {};
-
-struct inflight {
-	__u64 uaddr;
-	__u32 fd;
-	__u32 addrlen;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 10240);
-	__type(key, __u32);
-	__type(value, struct inflight);
-} inflight SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -60,12 +49,20 @@ struct {
 	__type(value, __u64);
 } stats SEC(".maps");
 
-/* scratch space: bind_key is too large to build on the 512-byte stack twice */
+/* per-CPU scratch: the event under construction, and bulk copies of the
+ * socket's sock_common and the caller's sockaddr (one helper call each
+ * instead of one per field: the exit program is the whole per-bind cost) */
+#define SKC_BUF 256
+struct scratch {
+	struct bind_event e;
+	__u8 skc[SKC_BUF];
+	__u8 uaddr[32];
+};
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct bind_event);
+	__type(value, struct scratch);
 } scratch SEC(".maps");
 
 static __always_inline void stat_inc(__u32 slot)
@@ -94,38 +91,12 @@ static __always_inline bool comm_matches(const char *comm)
 	return true;
 }
 
-SEC("tracepoint/syscalls/sys_enter_bind")
-int bind_enter(struct trace_event_raw_sys_enter *ctx)
-{
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)pid_tgid;
-
-	if (cfg.filter_pid && (pid_tgid >> 32) != cfg.pid)
-		return 0;
-	if (cfg.filter_uid && (__u32)bpf_get_current_uid_gid() != cfg.uid)
-		return 0;
-	if (cfg.filter_comm) {
-		char comm[TASK_COMM_LEN];
-		bpf_get_current_comm(comm, sizeof(comm));
-		if (!comm_matches(comm))
-			return 0;
-	}
-	struct inflight in = {
-		.uaddr = ctx->args[1],
-		.fd = (__u32)ctx->args[0],
-		.addrlen = (__u32)ctx->args[2],
-	};
-	if (bpf_map_update_elem(&inflight, &tid, &in, BPF_ANY))
-		stat_inc(STAT_INFLIGHT_FULL);
-	return 0;
-}
-
 static __always_inline struct sock *fd_to_sock(struct task_struct *task, __u32 fd)
 {
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	if (!fdt || fd >= BPF_CORE_READ(fdt, max_fds))
+	struct fdtable *fdt = task->files->fdt;  /* BTF pointers: plain loads */
+	if (fd >= fdt->max_fds)
 		return 0;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file **fds = fdt->fd;
 	struct file *file = 0;
 	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
 	if (!file)
@@ -137,7 +108,7 @@ static __always_inline struct sock *fd_to_sock(struct task_struct *task, __u32 f
 	return BPF_CORE_READ(sock, sk);
 }
 
-static __always_inline __u8 read_opts(struct sock *sk)
+static __always_inline __u8 read_opts(struct sock *sk, struct sock_common *skc)
 {
 	__u8 opts = 0;
 	struct inet_sock *inet = (struct inet_sock *)sk;
@@ -159,81 +130,107 @@ static __always_inline __u8 read_opts(struct sock *sk)
 		if (BPF_CORE_READ_BITFIELD_PROBED(old, bind_address_no_port))
 			opts |= OPT_NO_PORT;
 	}
-	if (BPF_CORE_READ_BITFIELD_PROBED(&sk->__sk_common, skc_reuse))
+	/* from the bulk copy: plain (relocated) loads */
+	if (BPF_CORE_READ_BITFIELD(skc, skc_reuse))
 		opts |= OPT_REUSEADDR;
-	if (BPF_CORE_READ_BITFIELD_PROBED(&sk->__sk_common, skc_reuseport))
+	if (BPF_CORE_READ_BITFIELD(skc, skc_reuseport))
 		opts |= OPT_REUSEPORT;
 	return opts;
 }
 
+/* bind(2) has returned: the arguments are still in the caller's saved
+ * registers, so no entry program (and no per-thread map) is needed. */
 SEC("tracepoint/syscalls/sys_exit_bind")
 int bind_exit(struct trace_event_raw_sys_exit *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)pid_tgid;
-	struct inflight *in = bpf_map_lookup_elem(&inflight, &tid);
-	if (!in)
-		return 0;
-	struct inflight call = *in;
-	bpf_map_delete_elem(&inflight, &tid);
-
 	__s32 ret = (__s32)ctx->ret;
+
 	if (cfg.ignore_errors && ret != 0)
 		return 0;
+	if (cfg.filter_pid && (pid_tgid >> 32) != cfg.pid)
+		return 0;
+	if (cfg.filter_uid && (__u32)bpf_get_current_uid_gid() != cfg.uid)
+		return 0;
+	if (cfg.filter_comm) {
+		char comm[TASK_COMM_LEN];
+		bpf_get_current_comm(comm, sizeof(comm));
+		if (!comm_matches(comm))
+			return 0;
+	}
 
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct sock *sk = fd_to_sock(task, call.fd);
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	__u32 fd = (__u32)regs->di;
+	__u64 uaddr = regs->si;
+	__u32 addrlen = (__u32)regs->dx;
+
+	struct sock *sk = fd_to_sock(task, fd);
 	if (!sk)
 		return 0;
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+	__u32 zero = 0;
+	struct scratch *sc = bpf_map_lookup_elem(&scratch, &zero);
+	if (!sc)
+		return 0;
+	__u32 skc_size = bpf_core_type_size(struct sock_common);
+	if (skc_size > SKC_BUF)
+		skc_size = SKC_BUF;
+	if (bpf_probe_read_kernel(sc->skc, skc_size, sk))
+		return 0;
+	struct sock_common *skc = (struct sock_common *)sc->skc;
+	__u16 family = skc->skc_family;
 	if (family != AF_INET && family != AF_INET6)
 		return 0; /* unix, netlink, packet...: not a network bind */
 
-	__u32 zero = 0;
-	struct bind_event *e = bpf_map_lookup_elem(&scratch, &zero);
-	if (!e)
-		return 0;
+	struct bind_event *e = &sc->e;
 	struct bind_key *k = &e->key;
 	__builtin_memset(k, 0, sizeof(*k));
 
-	k->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	k->netns = BPF_CORE_READ(skc, skc_net.net, ns.inum);
 	if (cfg.filter_netns && k->netns != cfg.netns)
 		return 0;
 
 	k->port = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
-	/* the requested sockaddr, as the caller passed it */
-	__u16 req_family = 0;
-	if (call.addrlen >= 4) {
-		bpf_probe_read_user(&req_family, 2, (void *)call.uaddr);
-		__be16 rport = 0;
-		bpf_probe_read_user(&rport, 2, (void *)(call.uaddr + 2));
-		k->req_port = bpf_ntohs(rport);
-		if (req_family == AF_INET6 && call.addrlen >= 24)
-			bpf_probe_read_user(k->req_addr, 16, (void *)(call.uaddr + 8));
-		else if (req_family == AF_INET && call.addrlen >= 8)
-			bpf_probe_read_user(k->req_addr, 4, (void *)(call.uaddr + 4));
+	/* the requested sockaddr, as the caller passed it: one fixed-size read
+	 * (a sockaddr_in6); if that crosses the end of the caller's mapping,
+	 * a sockaddr_in's worth. addrlen says how much of it is meaningful. */
+	__u32 len = addrlen;
+	if (bpf_probe_read_user(sc->uaddr, 28, (void *)uaddr) != 0) {
+		if (bpf_probe_read_user(sc->uaddr, 16, (void *)uaddr) != 0)
+			len = 0;
+		else if (len > 16)
+			len = 16;
+	}
+	if (len >= 4) {
+		__u16 req_family = *(__u16 *)sc->uaddr;
+		k->req_port = bpf_ntohs(*(__u16 *)(sc->uaddr + 2));
+		if (req_family == AF_INET6 && len >= 24)
+			__builtin_memcpy(k->req_addr, sc->uaddr + 8, 16);
+		else if (req_family == AF_INET && len >= 8)
+			__builtin_memcpy(k->req_addr, sc->uaddr + 4, 4);
 	}
 	if (cfg.filter_ports && !port_wanted(k->port) && !port_wanted(k->req_port))
 		return 0;
 
 	if (family == AF_INET) {
 		k->family = 4;
-		__be32 a = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__be32 a = skc->skc_rcv_saddr;
 		__builtin_memcpy(k->addr, &a, 4);
 	} else {
 		k->family = 6;
-		bpf_core_read(k->addr, sizeof(k->addr), &sk->__sk_common.skc_v6_rcv_saddr);
+		__builtin_memcpy(k->addr, &skc->skc_v6_rcv_saddr, 16);
 	}
 	k->proto = BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol);
-	k->opts = read_opts(sk);
-	k->bound_dev_if = BPF_CORE_READ(sk, __sk_common.skc_bound_dev_if);
+	k->opts = read_opts(sk, skc);
+	k->bound_dev_if = skc->skc_bound_dev_if;
 	k->ret = ret;
 	k->pid = pid_tgid >> 32;
-	k->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	k->ppid = task->real_parent->tgid;
 	__u64 ugid = bpf_get_current_uid_gid();
 	k->uid = (__u32)ugid;
 	k->gid = ugid >> 32;
-	k->mntns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+	k->mntns = task->nsproxy->mnt_ns->ns.inum;
 	k->cgroup_id = bpf_get_current_cgroup_id();
 	bpf_get_current_comm(k->comm, sizeof(k->comm));
 
@@ -262,7 +259,7 @@ int bind_exit(struct trace_event_raw_sys_exit *ctx)
 	}
 
 	e->ts = now;
-	e->tid = tid;
+	e->tid = (__u32)pid_tgid;
 	if (bpf_ringbuf_output(&events, e, sizeof(*e), 0))
 		stat_inc(STAT_LOST);
 	return 0;

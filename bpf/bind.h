@@ -16,7 +16,7 @@
 /* stats slots (per-CPU array) */
 #define STAT_LOST          0 /* ring buffer full: event not delivered */
 #define STAT_SUMMARY_FULL  1 /* summary hash full: a new distinct bind not recorded */
-#define STAT_INFLIGHT_FULL 2 /* could not remember the bind() entry */
+#define STAT_INFLIGHT_FULL 2 /* unused since the entry program went away; slot kept for layout */
 #define STAT_SEEN          3 /* binds that passed every filter */
 #define STAT_MAX           4
 

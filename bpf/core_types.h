@@ -66,6 +66,8 @@ struct fdtable { unsigned int max_fds; struct file **fd; };
 struct files_struct { struct fdtable *fdt; };
 struct mnt_namespace { struct ns_common ns; };
 struct nsproxy { struct mnt_namespace *mnt_ns; };
+/* x86_64 syscall arguments as saved at syscall entry (user registers) */
+struct pt_regs { unsigned long dx; unsigned long si; unsigned long di; };
 struct task_struct {
 	int tgid;
 	struct task_struct *real_parent;

@@ -93,7 +93,7 @@ def wait_attached(tag, proc, seen_ids, timeout=120):
     while time.monotonic() < deadline:
         for pid in tagged_pids(tag):
             ids = bpf_ids_of(pid)
-            if sum(1 for kind, _ in ids if kind == "link_id") >= 2:
+            if sum(1 for kind, _ in ids if kind == "link_id") >= 1:
                 time.sleep(0.2)   # events mode opens its ring buffer right after attach
                 seen_ids |= ids | bpf_ids_of(pid)
                 return pid

@@ -17,7 +17,7 @@ from .events import EVENT_FMT, KEY_FMT, STATS_FMT
 CONFIG_FMT = struct.Struct("<10I16s")  # struct bind_config of bpf/bind.h
 STAT_LOST, STAT_SUMMARY_FULL, STAT_INFLIGHT_FULL, STAT_SEEN = range(4)
 MODE_EVENTS, MODE_SUMMARY = 0, 1
-PROGRAMS = (b"bind_enter", b"bind_exit")
+PROGRAMS = (b"bind_exit",)
 LOG_SIZE = 1 << 20
 
 
