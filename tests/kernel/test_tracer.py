@@ -217,3 +217,47 @@ def test_summary_counts_100000_binds():
     assert (rec["count"], rec["port"], rec["opts"], rec["tid"]) == (100000, 47090, ".R...", None)
     assert rec["first_seen"] < rec["last_seen"]
     assert stats["summary_full"] == 0
+
+
+def test_netns_filter_host_and_inode():
+    """netns=host keeps only binds in the tracer's own network namespace; an
+    inode keeps only that namespace's binds (here a fresh `unshare -n` one)."""
+    code = ("import socket,os\ns=socket.socket(); s.bind(('127.0.0.1',47110))\n"
+            "print(os.getpid(), os.stat('/proc/self/ns/net').st_ino)")
+
+    def both():
+        socks.append(bind_once(socket.AF_INET, socket.SOCK_STREAM, ("127.0.0.1", 47110)))
+        out = subprocess.run(["unshare", "-n", "sh", "-c", "ip link set lo up; exec %s -c \"%s\""
+                              % ("/usr/bin/python3", code.replace('"', '\\"'))],
+                             capture_output=True, text=True, check=True).stdout.split()
+        return int(out[0]), int(out[1])
+    socks = []
+    (pid, inode), events, _ = trace_around(make_config(netns="host", ports="47110"), both)
+    own = os.stat("/proc/self/ns/net").st_ino
+    assert [(e["pid"], e["netns"]) for e in events] == [(ME, own)]
+    socks[0].close()
+    socks = []
+    (pid, inode), events, _ = trace_around(make_config(netns="all", ports="47110"), both)
+    assert sorted((e["pid"], e["netns"]) for e in events) == sorted([(ME, own), (pid, inode)])
+    socks[0].close()
+
+
+def test_netns_filter_by_inode():
+    name = "btt-netns-%d" % ME
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        inode = os.stat("/run/netns/" + name).st_ino
+        code = ("import socket,os\ns=socket.socket(); s.bind(('127.0.0.1',47111))\n"
+                "print(os.getpid())")
+        socks = []
+
+        def both():
+            socks.append(bind_once(socket.AF_INET, socket.SOCK_STREAM, ("127.0.0.1", 47111)))
+            out = subprocess.run(["ip", "netns", "exec", name, "/usr/bin/python3", "-c", code],
+                                 capture_output=True, text=True, check=True).stdout
+            return int(out)
+        pid, events, _ = trace_around(make_config(netns=str(inode), ports="47111"), both)
+        socks[0].close()
+        assert [(e["pid"], e["netns"], e["port"]) for e in events] == [(pid, inode, 47111)]
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=True)
