@@ -7,6 +7,7 @@ next run.
 import json
 import time
 
+from .factcheck import facts_problem
 from .sanitize import clean_text, clean_tree
 
 REPORT_SCHEMA = 1
@@ -74,9 +75,14 @@ def _host_entry(name, raw):
         raise BindReportError("host %r: status %r is not one of %s" % (name, status, ", ".join(STATUSES)))
     facts = raw.get("facts")
     facts = clean_tree(facts) if isinstance(facts, dict) else None
+    msg = raw.get("msg")
+    problem = facts_problem(facts) if facts is not None else None
+    if problem:  # one broken or hostile host must not break the fleet's report
+        status, facts = "failed", None
+        msg = ("the host returned malformed bind_trace facts (%s); check that it runs this "
+               "collection's trace_bind module" % problem)
     binds = (facts or {}).get("binds") or []
     listeners = (facts or {}).get("listeners") or []
-    msg = raw.get("msg")
     return {
         "name": clean_text(name),
         "status": status,

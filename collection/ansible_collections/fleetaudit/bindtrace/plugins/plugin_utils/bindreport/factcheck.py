@@ -1,0 +1,94 @@
+"""Shape check of one host's bind_trace facts before they enter the report.
+
+Facts come from the hosts, and a broken or compromised host can return any
+JSON. One such host must not crash the fleet report (an exception in the
+callback loses every host's result): its facts are refused with a reason that
+names the first bad field, and the host shows as failed.
+"""
+INT_FIELDS = ("schema", "pid", "tid", "ppid", "uid", "gid", "family", "port", "requested_port",
+              "if_index", "ret", "netns", "mntns", "cgroup_id", "count", "inode")
+TEXT_FIELDS = ("timestamp", "user", "comm", "proto", "addr", "requested_addr", "opts", "if",
+               "error", "verdict", "first_seen", "last_seen", "state")
+MAP_FIELDS = ("options", "container", "k8s")
+TOP_INTS = ("schema", "lost", "dropped", "summary_full")
+TOP_MAPS = ("host", "window", "filters", "counts", "unexpected", "policy")
+SCALARS = (str, int, float, bool, type(None))
+
+
+def _kind(value):
+    return "null" if value is None else type(value).__name__
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _flat_map(where, value):
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        return "%s: expected a mapping or null, got %s" % (where, _kind(value))
+    for k, v in value.items():
+        if not isinstance(v, SCALARS):
+            return "%s.%s: expected a plain value, got %s" % (where, k, _kind(v))
+    return None
+
+
+def _record_problem(where, rec):
+    if not isinstance(rec, dict):
+        return "%s: expected a mapping, got %s" % (where, _kind(rec))
+    for key in INT_FIELDS:
+        v = rec.get(key)
+        if v is not None and not _is_int(v):
+            return "%s.%s: expected an integer or null, got %s" % (where, key, _kind(v))
+    for key in TEXT_FIELDS:
+        v = rec.get(key)
+        if v is not None and not isinstance(v, str):
+            return "%s.%s: expected text or null, got %s" % (where, key, _kind(v))
+    for key in MAP_FIELDS:
+        problem = _flat_map("%s.%s" % (where, key), rec.get(key))
+        if problem:
+            return problem
+    return None
+
+
+def facts_problem(facts):
+    """None when the report can use these facts, else what is wrong (one line)."""
+    if not isinstance(facts, dict):
+        return "bind_trace: expected a mapping, got %s" % _kind(facts)
+    for key in TOP_INTS:
+        v = facts.get(key)
+        if v is not None and not _is_int(v):
+            return "%s: expected an integer or null, got %s" % (key, _kind(v))
+    if facts.get("truncated") is not None and not isinstance(facts["truncated"], bool):
+        return "truncated: expected true, false or null, got %s" % _kind(facts["truncated"])
+    for key in TOP_MAPS:
+        v = facts.get(key)
+        if v is not None and not isinstance(v, dict):
+            return "%s: expected a mapping or null, got %s" % (key, _kind(v))
+    for key in ("host", "window"):
+        problem = _flat_map(key, facts.get(key))
+        if problem:
+            return problem
+    duration = (facts.get("window") or {}).get("duration")
+    if duration is not None and not _is_number(duration):
+        return "window.duration: expected a number or null, got %s" % _kind(duration)
+    missing = facts.get("missing_fields")
+    if missing is not None and not (isinstance(missing, list)
+                                    and all(isinstance(m, str) for m in missing)):
+        return "missing_fields: expected a list of names or null"
+    for key in ("binds", "listeners"):
+        records = facts.get(key)
+        if records is None:
+            continue
+        if not isinstance(records, list):
+            return "%s: expected a list or null, got %s" % (key, _kind(records))
+        for i, rec in enumerate(records):
+            problem = _record_problem("%s[%d]" % (key, i), rec)
+            if problem:
+                return problem
+    return None
