@@ -12,6 +12,7 @@ import time
 from . import BindtraceError
 from . import bpf_object
 from . import libbpf
+from . import ringbuf
 from .events import EVENT_FMT, KEY_FMT, STATS_FMT
 
 CONFIG_FMT = struct.Struct("<10I16s")  # struct bind_config of bpf/bind.h
@@ -50,6 +51,7 @@ class CoreBackend(object):
         self.obj = None
         self.links = []
         self.rb = None
+        self.mrb = None  # ringbuf.RingBuffer: replaces libbpf's rb where supported
         self._pending = []
         self._cb = None
         self.ncpu = self.lib.libbpf_num_possible_cpus()
@@ -133,6 +135,9 @@ class CoreBackend(object):
             self.links.append(link)
 
     def _open_ringbuf(self):
+        if ringbuf.supported():  # batches from the mmapped ring, no ctypes call per record
+            self.mrb = ringbuf.RingBuffer(self.lib.bpf_map__fd(self._map("events")))
+            return
         pending = self._pending
         string_at = ctypes.string_at
 
@@ -150,7 +155,9 @@ class CoreBackend(object):
     # -- running --------------------------------------------------------------
     def poll(self, timeout_ms):
         """Raw event records delivered since the last call (events mode)."""
-        if self.rb:
+        if self.mrb:
+            self.mrb.poll(self._pending, int(timeout_ms))
+        elif self.rb:
             n = self.lib.ring_buffer__poll(self.rb, int(timeout_ms))
             if n < 0 and -n != errno.EINTR:
                 raise BindtraceError("reading the ring buffer failed: %s" % libbpf.errno_text(n))
@@ -165,6 +172,8 @@ class CoreBackend(object):
         for link in self.links:
             self.lib.bpf_link__destroy(link)
         self.links = []
+        if self.mrb:
+            self.mrb.consume(self._pending)
         if self.rb:
             self.lib.ring_buffer__consume(self.rb)
 
@@ -197,6 +206,9 @@ class CoreBackend(object):
 
     def close(self):
         self.detach() if self.links else None
+        if self.mrb:
+            self.mrb.close()
+            self.mrb = None
         if self.rb:
             self.lib.ring_buffer__free(self.rb)
             self.rb = None
