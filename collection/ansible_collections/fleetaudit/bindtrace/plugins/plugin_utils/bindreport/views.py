@@ -33,7 +33,8 @@ def _if_name(record):
     name = record.get("if")
     if name:
         return name
-    return "0" if not record.get("if_index") else str(record.get("if_index"))
+    # as ig's IF: empty when the socket is not bound to a device; the index when no name
+    return "" if not record.get("if_index") else str(record.get("if_index"))
 
 
 def _sort_key(row):
