@@ -25,7 +25,7 @@ description:
   - Nothing stays loaded in the kernel after the task, whether it succeeds, fails, times out
     under C(async) or is killed. Every kernel object is owned by the module's file descriptors.
 author:
-  - bindtrace contributors
+  - bindtrace contributors (@fleetaudit)
 options:
   duration:
     description:
@@ -144,11 +144,14 @@ seealso:
     link: https://www.inspektor-gadget.io/docs/latest/gadgets/trace_bind
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Tracing changes nothing, so check mode traces too and returns the same facts.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   facts:
+    description: Action returns an C(ansible_facts) dictionary that will update existing host facts.
     support: full
 """
 
