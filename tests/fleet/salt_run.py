@@ -54,8 +54,8 @@ def salt_popen(config_dir, function, *args):
 
 
 def wait_salt_tracer(proc, timeout=120):
-    """Block until salt-call's tracer holds both links (by pid: Salt's
-    setproctitle overwrites /proc/PID/environ, so a tag there is lost)."""
+    """Block until salt-call's tracer is attached: it holds a BPF link (found by
+    pid: Salt's setproctitle overwrites /proc/PID/environ, so a tag there is lost)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if sum(1 for kind, _ in bpf_ids_of(proc.pid) if kind == "link_id") >= 1:
