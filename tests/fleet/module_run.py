@@ -53,9 +53,9 @@ class Play(object):
         self.seen_ids = set()
         self.out = self.err = None
 
-    def wait_attached(self, timeout=120):
+    def wait_attached(self, timeout=120, candidates=None):
         """Block until this run's tracer has attached its programs; -> its pid."""
-        return wait_attached(self.tag, self.proc, self.seen_ids, timeout)
+        return wait_attached(self.tag, self.proc, self.seen_ids, timeout, candidates)
 
     def wait(self, timeout=600):
         self.out, self.err = self.proc.communicate(timeout=timeout)
@@ -70,6 +70,12 @@ class Play(object):
                 for host, res in task["hosts"].items():
                     out[task["task"]["name"]] = res
         return out
+
+    def results_by_host(self):
+        """{task name: {host: result}}."""
+        data = json.loads(self.out[self.out.index("{"):])
+        return {task["task"]["name"]: task["hosts"]
+                for play in data["plays"] for task in play["tasks"]}
 
     def stats(self):
         return json.loads(self.out[self.out.index("{"):])["stats"]
@@ -86,14 +92,15 @@ def trace_task(name="trace", register=None, **args):
     return task
 
 
-def wait_attached(tag, proc, seen_ids, timeout=120):
-    """Wait until a process tagged `tag` holds two BPF links (both programs
-    attached); collect every BPF id it holds into seen_ids; -> its pid."""
+def wait_attached(tag, proc, seen_ids, timeout=120, candidates=None):
+    """Wait until a process tagged `tag` (or one listed by candidates()) holds a
+    BPF link (its program is attached; the kernel side may have one or two
+    programs); collect every BPF id it holds into seen_ids; -> its pid."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for pid in tagged_pids(tag):
+        for pid in (candidates() if candidates is not None else tagged_pids(tag)):
             ids = bpf_ids_of(pid)
-            if sum(1 for kind, _ in ids if kind == "link_id") >= 1:
+            if any(kind == "link_id" for kind, _ in ids):
                 time.sleep(0.2)   # events mode opens its ring buffer right after attach
                 seen_ids |= ids | bpf_ids_of(pid)
                 return pid
@@ -103,6 +110,19 @@ def wait_attached(tag, proc, seen_ids, timeout=120):
                                  % (out[-3000:], err[-3000:]))
         time.sleep(0.05)
     raise AssertionError("tracer tagged %s never attached" % tag)
+
+
+def pids_in_netns(inode):
+    """Processes living in the network namespace with this inode."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                if os.stat("/proc/%s/ns/net" % d).st_ino == inode:
+                    out.append(int(d))
+            except OSError:
+                continue
+    return out
 
 
 def tagged_pids(tag):
@@ -204,12 +224,15 @@ class Workload(object):
 
 HOLD = "\nprint(json.dumps(out), flush=True)\nsys.stdin.read()\n"
 
-# binds: TCP 127.0.0.1:P1 (listens), UDP [::1]:P2, then TCP 127.0.0.1:P1 again (EADDRINUSE)
+# binds: TCP 127.0.0.1:P1 (listens), UDP [ADDR]:P2 (default ::1), then TCP
+# 127.0.0.1:P1 again (EADDRINUSE)
 EXACT = r"""
 import errno, json, os, socket, sys
 p1, p2 = int(sys.argv[1]), int(sys.argv[2])
+uaddr = sys.argv[3] if len(sys.argv) > 3 else "::1"
 t = socket.socket(); t.bind(("127.0.0.1", p1)); t.listen(4)
-u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); u.bind(("::1", p2))
+u = socket.socket(socket.AF_INET6 if ":" in uaddr else socket.AF_INET, socket.SOCK_DGRAM)
+u.bind((uaddr, p2))
 f = socket.socket()
 try:
     f.bind(("127.0.0.1", p1)); err = None
