@@ -262,7 +262,7 @@ def test_every_bad_input_fails_with_its_message_and_loads_nothing():
     assert_nothing_left(play)
 
 
-def test_not_root_and_no_btf_messages(tmp_path):
+def test_not_root_no_btf_and_unsupported_messages(tmp_path):
     # the module's interpreter drops to nobody: a real unprivileged run
     wrapper = tmp_path / "python-as-nobody"
     wrapper.write_text("#!/bin/sh\nexec setpriv --reuid=65534 --regid=65534 --clear-groups "
@@ -275,14 +275,44 @@ def test_not_root_and_no_btf_messages(tmp_path):
     no_btf.update({"ignore_errors": True,
                    "environment": {"BINDTRACE_BTF_PATH": "/nonexistent/vmlinux"},
                    "vars": {"ansible_python_interpreter": "/usr/bin/python3"}})
-    play = run([nobody, no_btf], interpreter=None)
+    # no BTF and no bcc: bcc is hidden from an interpreter without site-packages (-S)
+    nosite = tmp_path / "python-nosite"
+    nosite.write_text("#!/bin/sh\nexec /usr/bin/python3 -S \"$@\"\n")
+    os.chmod(str(nosite), 0o755)
+    neither = trace_task(name="neither", duration=1)
+    neither.update({"ignore_errors": True,
+                    "environment": {"BINDTRACE_BTF_PATH": "/nonexistent/vmlinux"},
+                    "vars": {"ansible_python_interpreter": str(nosite)}})
+    play = run([nobody, no_btf, neither], interpreter=None)
     res = play.results()
+    assert res["neither"]["msg"].startswith(
+        "unsupported: no usable backend on this host (no kernel BTF at /nonexistent/vmlinux; ")
+    assert res["neither"]["msg"].endswith(
+        "install libbpf1 on a kernel with BTF (CONFIG_DEBUG_INFO_BTF), or bcc with kernel headers "
+        "(bindtrace_install_bcc: true)")
+    assert "bcc" in res["neither"]["msg"]
     assert res["nobody"]["msg"] == ("not root: loading eBPF programs needs root; run with sudo "
                                     "(Ansible: become: true)")
     assert res["nobtf"]["msg"] == (
         "no kernel BTF at /nonexistent/vmlinux: the core backend needs a kernel built with "
         "CONFIG_DEBUG_INFO_BTF; use backend bcc (install bcc and kernel headers) or a kernel "
         "with BTF")
+    assert_nothing_left(play)
+
+
+def test_non_linux_host_is_unsupported(tmp_path):
+    # A non-Linux host cannot exist here: the one mock is the OS name, set by a
+    # sitecustomize in the module's interpreter; the rest is the real playbook run.
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text("import platform\nplatform.system = lambda: 'FreeBSD'\n")
+    wrapper = tmp_path / "python-freebsd"
+    wrapper.write_text("#!/bin/sh\nPYTHONPATH=%s exec /usr/bin/python3 \"$@\"\n" % site)
+    os.chmod(str(wrapper), 0o755)
+    play = run([trace_task(duration=1)], interpreter=str(wrapper))
+    res = play.results()["trace"]
+    assert res["failed"] is True
+    assert res["msg"] == "unsupported: FreeBSD is not Linux; bindtrace traces Linux kernels only"
     assert_nothing_left(play)
 
 
