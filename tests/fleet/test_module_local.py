@@ -7,8 +7,8 @@ import signal
 
 import pytest
 
-from module_run import (EXACT, LISTEN, LOOP, Play, Workload, assert_nothing_left, free_port,
-                        run, trace_bind_cli, trace_task, wait_attached)
+from module_run import (EXACT, LISTEN, LOOP, ROOT, Play, Workload, assert_nothing_left,
+                        free_port, run, trace_bind_cli, trace_task, wait_attached)
 
 FACT_KEYS = {"schema", "host", "window", "mode", "filters", "binds", "listeners", "lost",
              "dropped", "truncated", "summary_full", "unexpected", "counts", "missing_fields",
@@ -122,6 +122,28 @@ def test_events_max_events_truncates_with_exact_dropped_count():
     assert all((b["pid"], b["port"], b["opts"]) == (work.pid, port, ".R...") for b in facts["binds"])
     assert (facts["truncated"], facts["dropped"], facts["lost"]) == (True, n - 10, 0)
     assert facts["counts"]["dropped"] == n - 10 and facts["counts"]["records"] == 10
+    assert_nothing_left(play)
+
+
+def test_module_deploys_itself_on_a_host_without_the_project(tmp_path):
+    # The module's interpreter runs in a private mount namespace where the
+    # project checkout is an empty tmpfs: everything the tracer needs, the BPF
+    # object included, must arrive in the AnsiballZ payload.
+    wrapper = tmp_path / "python-without-project"
+    wrapper.write_text("#!/bin/sh\nexec unshare -m --propagation private -- sh -c "
+                       "'mount -t tmpfs -o size=1m hidden \"$0\" && test ! -e \"$0/bpf\" && "
+                       "exec /usr/bin/python3 \"$@\"' %s \"$@\"\n" % ROOT)
+    os.chmod(str(wrapper), 0o755)
+    port = free_port()
+    play = Play([trace_task(duration=4, ports=port, listeners=False)], interpreter=str(wrapper))
+    play.wait_attached()
+    work = Workload(LISTEN, port)
+    work.stop()
+    play.wait()
+    assert play.proc.returncode == 0, play.out[-3000:]
+    facts = facts_of(play.results()["trace"])
+    assert facts["host"]["backend"] == "core"
+    assert [(b["pid"], b["port"]) for b in facts["binds"]] == [(work.pid, port)]
     assert_nothing_left(play)
 
 
