@@ -120,8 +120,14 @@ def _read_netns(pids):
 
 
 def _comm(pid):
-    text = _read("/proc/%d/comm" % pid)
-    return text.rstrip("\n") if text is not None else None
+    # comm is bytes chosen by whoever runs the process, maybe not UTF-8: decode
+    # like events.clean_comm, or one such listener would fail the whole snapshot
+    try:
+        with open("/proc/%d/comm" % pid, "rb") as f:
+            raw = f.read()
+    except (IOError, OSError):
+        return None
+    return raw.rstrip(b"\n").decode("utf-8", "replace")
 
 
 def _enrich(enricher, rec):
