@@ -25,17 +25,19 @@ def test_localhost_facts_hold_exactly_the_workloads_binds_with_the_cli_fields():
     ports = "%d,%d" % (p1, p2)
     play = Play([trace_task(duration=6, mode="events", ports=[p1, p2], ignore_errors=False)])
     cli_ids = set()
-    cli = trace_bind_cli(play.tag + "-cli", "--ports", ports, "-i=false", "--timeout", "10")
+    cli = trace_bind_cli(play.tag + "-cli", "--ports", ports, "-i=false", "--timeout", "300")
     wait_attached(play.tag + "-cli", cli, cli_ids)
     play.wait_attached()
     work = Workload(EXACT, p1, p2)
     try:
         play.wait()
-        assert play.proc.returncode == 0, play.err
+        assert play.proc.returncode == 0, play.err + play.out[-3000:]
         res = play.results()["trace"]
     finally:
         work.stop()
+    cli.send_signal(signal.SIGINT)       # the CLI's window ends after the module's
     cli_out, _ = cli.communicate(timeout=60)
+    assert cli.returncode == 0
     facts = facts_of(res)
     assert res["changed"] is False
     assert set(facts) == FACT_KEYS
