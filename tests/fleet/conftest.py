@@ -1,6 +1,7 @@
 """Fixtures for the fleet tests: one session-wide fleet of 5 network-namespace
 sshd hosts (torn down at the end of the session, also when tests fail), and
 helpers that run the real `ansible` / `ansible-playbook` against it."""
+import fcntl
 import json
 import os
 import shutil
@@ -21,10 +22,18 @@ from fleet_workload import Binder  # noqa: E402
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 FLEET_SIZE = 5
 # Distinct from the molecule scenario's and the benchmark's fleets, so they
-# can run beside this one.
-STATE = "/tmp/bindtrace-fleet-pytest"
-PREFIX = "btfleet"
-SUBNET = "10.231.0"
+# can run beside this one. Several pytest sessions may run at once (several
+# people, one machine): each takes a free slot, held by a lock for the whole
+# session, and builds its fleet under that slot's names and /24.
+SLOTS = 8
+LOCK = "/tmp/bindtrace-fleet-pytest-%d.lock"
+
+
+def slot_names(slot):
+    """(state dir, name prefix, subnet) of a slot; slot 0 is the plain one."""
+    if slot == 0:
+        return "/tmp/bindtrace-fleet-pytest", "btfleet", "10.231.0"
+    return "/tmp/bindtrace-fleet-pytest-%d" % slot, "btfleet%d" % slot, "10.231.%d" % slot
 
 
 def ansible_env(**extra):
@@ -87,11 +96,31 @@ def run_playbook(fleet, report_dir, extra_vars=None, connection=None, playbook=P
 
 
 @pytest.fixture(scope="session")
-def fleet():
-    f = Fleet(STATE)
-    f.down()  # left over from an interrupted session
+def fleet_slot():
+    """A slot no other running pytest session holds (flock, released when
+    this session ends or dies)."""
+    for slot in range(SLOTS):
+        lock = open(LOCK % slot, "w")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        try:
+            yield slot
+        finally:
+            lock.close()
+        return
+    raise RuntimeError("all %d test-fleet slots are held by running pytest sessions" % SLOTS)
+
+
+@pytest.fixture(scope="session")
+def fleet(fleet_slot):
+    state, prefix, subnet = slot_names(fleet_slot)
+    f = Fleet(state)
+    f.down()  # left over from an interrupted session (we hold the slot)
     try:
-        f.up(FLEET_SIZE, prefix=PREFIX, subnet=SUBNET)
+        f.up(FLEET_SIZE, prefix=prefix, subnet=subnet)
         yield f
     finally:
         f.down()

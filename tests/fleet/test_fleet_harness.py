@@ -54,10 +54,11 @@ def test_inventory_groups_and_interpreter(fleet):
                           "--list"], env=ansible_env(), cwd=ROOT, stdout=subprocess.PIPE,
                          universal_newlines=True, check=True).stdout
     inv = json.loads(out)
-    assert inv["web"]["hosts"] == ["btfleet-h1", "btfleet-h3", "btfleet-h5"]
-    assert inv["db"]["hosts"] == ["btfleet-h2", "btfleet-h4"]
-    hv = inv["_meta"]["hostvars"]["btfleet-h4"]
-    assert hv["ansible_host"] == "10.231.0.14"
+    n = lambda short: fleet.host(short)["name"]  # noqa: E731
+    assert inv["web"]["hosts"] == [n("h1"), n("h3"), n("h5")]
+    assert inv["db"]["hosts"] == [n("h2"), n("h4")]
+    hv = inv["_meta"]["hostvars"][n("h4")]
+    assert hv["ansible_host"] == fleet.data["subnet"] + ".14"
     assert hv["ansible_python_interpreter"] == "/usr/bin/python3"
     cli = subprocess.run([sys.executable, HARNESS, "inventory", "--state", fleet.state],
                          stdout=subprocess.PIPE, universal_newlines=True, check=True)
@@ -69,7 +70,7 @@ def test_hosts_are_isolated_namespaces(fleet):
     inodes = set()
     for h in fleet.hosts:
         routes = fleet.run_in(h["name"], ["/usr/sbin/ip", "-4", "route"]).stdout.splitlines()
-        assert routes == ["10.231.0.0/24 dev eth0 proto kernel scope link src %s " % h["addr"]]
+        assert routes == [fleet.data["subnet"] + ".0/24 dev eth0 proto kernel scope link src %s " % h["addr"]]
         v6 = fleet.run_in(h["name"], ["/bin/cat", "/proc/sys/net/ipv6/conf/all/disable_ipv6"])
         assert v6.stdout.strip() == "1"
         # sshd listens on its own address only, inside its own namespace
@@ -109,18 +110,22 @@ def test_killed_sshd_makes_only_that_host_unreachable(fleet, connection, restore
     assert not fleet_procs.alive(*old)
     proc, res = run_adhoc(fleet, "ping", connection=connection)
     assert proc.returncode == 4  # ansible's exit code for unreachable hosts
-    assert res["btfleet-h3"]["unreachable"] is True
-    assert {n: r.get("ping") for n, r in res.items() if n != "btfleet-h3"} == {
-        n: "pong" for n in names(fleet) if n != "btfleet-h3"}
+    h3 = fleet.host("h3")["name"]
+    assert res[h3]["unreachable"] is True
+    assert {n: r.get("ping") for n, r in res.items() if n != h3} == {
+        n: "pong" for n in names(fleet) if n != h3}
     fleet.start_sshd("h3")
-    proc, res = run_adhoc(fleet, "ping", pattern="btfleet-h3", connection=connection)
-    assert proc.returncode == 0 and res["btfleet-h3"]["ping"] == "pong"
+    proc, res = run_adhoc(fleet, "ping", pattern=h3, connection=connection)
+    assert proc.returncode == 0 and res[h3]["ping"] == "pong"
 
 
 # --- teardown: a second, private fleet -------------------------------------
 
-TD_STATE = "/tmp/bindtrace-fleet-teardown"
-TD_PREFIX = "btftd"
+@pytest.fixture
+def td(fleet_slot):
+    """(state, prefix, subnet) of a private throw-away fleet, per pytest slot."""
+    return ("/tmp/bindtrace-fleet-teardown-%d" % fleet_slot, "btftd%d" % fleet_slot,
+            "10.234.%d" % fleet_slot)
 
 
 def leftovers(prefix, state, inodes=()):
@@ -148,15 +153,16 @@ def leftovers(prefix, state, inodes=()):
     return out
 
 
-def test_down_stops_sessions_masters_and_removes_everything():
+def test_down_stops_sessions_masters_and_removes_everything(td):
+    TD_STATE, TD_PREFIX, subnet = td
     f = Fleet(TD_STATE)
     f.down()
-    f.up(2, prefix=TD_PREFIX, subnet="10.234.0")
+    f.up(2, prefix=TD_PREFIX, subnet=subnet)
     try:
         proc, res = run_adhoc(f, "ping")  # leaves ssh ControlPersist masters
         assert proc.returncode == 0, proc.stderr
         masters = sorted(os.listdir(f.control_dir))
-        assert masters == ["10.234.0.11-root", "10.234.0.12-root"]
+        assert masters == [subnet + ".11-root", subnet + ".12-root"]
         # a long session on h1, and a session orphaned by killing h2's sshd
         sessions = []
         for h in f.hosts:
@@ -181,10 +187,11 @@ def test_down_stops_sessions_masters_and_removes_everything():
     assert leftovers(TD_PREFIX, TD_STATE) == []
 
 
-def test_down_cleans_up_after_an_up_killed_halfway():
+def test_down_cleans_up_after_an_up_killed_halfway(td):
+    TD_STATE, TD_PREFIX, subnet = td
     subprocess.run([sys.executable, HARNESS, "down", "--state", TD_STATE], check=True)
     up = subprocess.Popen([sys.executable, HARNESS, "up", "12", "--state", TD_STATE,
-                           "--prefix", TD_PREFIX, "--subnet", "10.234.0"],
+                           "--prefix", TD_PREFIX, "--subnet", subnet],
                           stdout=subprocess.DEVNULL)
     state_file = os.path.join(TD_STATE, "fleet.json")
     deadline = time.monotonic() + 30

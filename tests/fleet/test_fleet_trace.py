@@ -30,7 +30,7 @@ WORKLOADS = {
     "h1": [("0.0.0.0", 18081)],
     "h2": [("0.0.0.0", 15432)],
     "h3": [("0.0.0.0", 18083), ("0.0.0.0", 15433)],
-    "h4": [("10.231.0.14", 15434)],
+    "h4": [("own", 15434)],   # the host's own address
     "h5": [("127.0.0.1", 18085)],
 }
 UNEXPECTED = {("h3", 15433)}
@@ -45,9 +45,13 @@ def policy(fleet):
         os.unlink(os.path.join(fleet.state, "group_vars", group + ".yml"))
 
 
+def binds_of(fleet, short):
+    return [(fleet.host(short)["addr"] if a == "own" else a, p) for a, p in WORKLOADS[short]]
+
+
 @pytest.fixture
 def workloads(fleet, binders):
-    return {short: binders(fleet, short, binds) for short, binds in WORKLOADS.items()}
+    return {short: binders(fleet, short, binds_of(fleet, short)) for short in WORKLOADS}
 
 
 def trace(fleet, tmp_path, connection=None):
@@ -81,7 +85,7 @@ def check_traced_host(fleet, host, entry, workload):
     short = host["short"]
     want_binds = {("TCP", addr, port, "python3", workload.pid, "r....",
                    "unexpected" if (short, port) in UNEXPECTED else "expected")
-                  for addr, port in WORKLOADS[short]}
+                  for addr, port in binds_of(fleet, short)}
     got_binds = {(b["proto"], b["addr"], b["port"], b["comm"], b["pid"], b["opts"], b["verdict"])
                  for b in facts["binds"]}
     assert got_binds == want_binds, name
@@ -108,44 +112,46 @@ def test_five_hosts_report_exactly_their_own_binds(fleet, policy, workloads, tmp
     assert sorted(hosts) == sorted(h["name"] for h in fleet.hosts)
     for h in fleet.hosts:
         check_traced_host(fleet, h, hosts[h["name"]], workloads[h["short"]])
+    n = {h["short"]: h["name"] for h in fleet.hosts}
     s = report["summary"]
     assert (s["hosts"], s["traced"], s["failed"], s["unreachable"]) == (5, 5, 0, 0)
     # exactly one unexpected listener in the whole fleet: h3's 15433
-    assert s["unexpected_listeners"] == {"btfleet-h3": 1}
-    assert s["unexpected_binds"] == {"btfleet-h3": 1}
+    assert s["unexpected_listeners"] == {n["h3"]: 1}
+    assert s["unexpected_binds"] == {n["h3"]: 1}
     unexpected = [(h["name"], l["port"]) for h in report["hosts"] for l in h["facts"]["listeners"]
                   if l["verdict"] == "unexpected"]
-    assert unexpected == [("btfleet-h3", 15433)]
+    assert unexpected == [(n["h3"], 15433)]
     # JUnit: one case per host, exactly h3 fails
     assert junit_outcomes(junit) == {
-        "btfleet-h1": None, "btfleet-h2": None, "btfleet-h3": ("failure", "unexpected-listener"),
-        "btfleet-h4": None, "btfleet-h5": None}
+        n["h1"]: None, n["h2"]: None, n["h3"]: ("failure", "unexpected-listener"),
+        n["h4"]: None, n["h5"]: None}
     suite = junit.find("testsuite")
     assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("5", "1", "0")
     # the terminal table names the one unexpected listener
-    assert "btfleet-h3: 1" in proc.stdout
+    assert n["h3"] + ": 1" in proc.stdout
     assert sorted(os.listdir(report_dir)) == ["junit.xml", "report.html", "report.json", "report.md"]
 
 
 @pytest.mark.parametrize("connection", CONNECTIONS)
 def test_host_with_killed_sshd_is_unreachable_others_complete(fleet, policy, workloads, tmp_path,
                                                              connection, restore_sshd):
+    n = {h["short"]: h["name"] for h in fleet.hosts}
     fleet.kill_sshd("h4")
     proc, report, junit, _ = trace(fleet, tmp_path, connection)
     assert proc.returncode == 4, proc.stdout + proc.stderr  # 4: some host unreachable
     hosts = {h["name"]: h for h in report["hosts"]}
     assert sorted(hosts) == sorted(h["name"] for h in fleet.hosts)
-    dead = hosts.pop("btfleet-h4")
+    dead = hosts.pop(n["h4"])
     assert dead["status"] == "unreachable"
     assert dead["facts"] is None
-    assert "10.231.0.14" in dead["reason"] and "22" in dead["reason"], dead["reason"]  # names where
+    assert fleet.host("h4")["addr"] in dead["reason"] and "22" in dead["reason"], dead["reason"]  # names where
     for h in fleet.hosts:
         if h["short"] != "h4":
             check_traced_host(fleet, h, hosts[h["name"]], workloads[h["short"]])
     s = report["summary"]
     assert (s["hosts"], s["traced"], s["failed"], s["unreachable"]) == (5, 4, 0, 1)
-    assert s["unexpected_listeners"] == {"btfleet-h3": 1}
+    assert s["unexpected_listeners"] == {n["h3"]: 1}
     assert junit_outcomes(junit) == {
-        "btfleet-h1": None, "btfleet-h2": None, "btfleet-h3": ("failure", "unexpected-listener"),
-        "btfleet-h4": ("error", "unreachable"), "btfleet-h5": None}
+        n["h1"]: None, n["h2"]: None, n["h3"]: ("failure", "unexpected-listener"),
+        n["h4"]: ("error", "unreachable"), n["h5"]: None}
     assert "unreachable: 1" in proc.stdout

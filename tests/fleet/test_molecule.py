@@ -1,6 +1,7 @@
 """`molecule test` of molecule/default, run the way a user runs it, inside a
 network namespace with only loopback: it passes offline (no galaxy, no
 images), and leaves nothing behind."""
+import fcntl
 import os
 import re
 import subprocess
@@ -20,11 +21,15 @@ def test_molecule_test_passes_offline():
     # A fresh network namespace with only `lo`: any attempt to reach the
     # network fails, so a pass proves the scenario is offline. The fleet's
     # bridge and hosts are created inside it.
-    proc = subprocess.run(
-        ["/usr/bin/unshare", "--net", "--", "/bin/sh", "-c",
-         "ip link set lo up && exec molecule test"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        universal_newlines=True, timeout=900)
+    # The scenario has one fleet and one ephemeral directory: concurrent
+    # pytest sessions take turns.
+    with open(STATE + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        proc = subprocess.run(
+            ["/usr/bin/unshare", "--net", "--", "/bin/sh", "-c",
+             "ip link set lo up && exec molecule test"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            universal_newlines=True, timeout=900)
     out = proc.stdout
     assert proc.returncode == 0, out[-6000:]
     for step in ("destroy", "syntax", "create", "converge", "idempotence", "verify"):
