@@ -229,10 +229,20 @@ def apply_policy(rules, binds, listeners):
     return unexpected
 
 
+def _shown(value):
+    """A name chosen by whoever runs the process, as it may appear in a message
+    printed on a terminal: unprintable characters (ESC, newline, bidi) escaped."""
+    return "".join(ch if ch.isprintable() else (
+        "\\x%02x" % ord(ch) if ord(ch) < 0x100 else "\\u%04x" % ord(ch)) for ch in str(value))
+
+
 def describe(rec):
-    """One line naming a bind or listener: 'TCP 0.0.0.0:8080 nc pid 123'."""
+    """One line naming a bind or listener: 'TCP 0.0.0.0:8080 nc pid 123', plus
+    ' in container NAME' for a container's."""
     addr = rec.get("addr") or "?"
     if ":" in addr:
         addr = "[%s]" % addr
-    return "%s %s:%s %s pid %s" % (rec.get("proto"), addr, _port_of(rec), rec.get("comm"),
-                                   rec.get("pid"))
+    where = _container_name(rec) or (rec.get("container") or {}).get("id")
+    return "%s %s:%s %s pid %s%s" % (rec.get("proto"), addr, _port_of(rec), _shown(rec.get("comm")),
+                                     rec.get("pid"),
+                                     " in container %s" % _shown(where) if where else "")
