@@ -91,8 +91,8 @@ def unexpected_failure(facts, fail_on_unexpected):
             continue
         names = [describe(r) for r in recs[:MAX_NAMED]]
         more = " and %d more" % (len(recs) - MAX_NAMED) if len(recs) > MAX_NAMED else ""
-        parts.append("unexpected %s on %s: %s%s" % (kind, facts["host"]["hostname"],
-                                                   ", ".join(names), more))
+        host = facts["host"]["hostname"]
+        parts.append("unexpected %s on %s: %s%s" % (kind, host, ", ".join(names), more))
     if not parts:
         return None
     return ("; ".join(parts) + ". No allow rule matches them: stop them, or add a rule to allow "
