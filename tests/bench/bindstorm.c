@@ -1,21 +1,49 @@
-/* Bind storm load generator: T threads, each doing N bind() calls as fast as
- * the kernel allows. Mode "einval": bind an already-bound socket again (the
- * kernel's cheapest complete bind path, returns EINVAL); mode "ok": bind a
- * fresh SO_REUSEADDR socket to a fixed port and close it (a successful bind).
- * Prints the offered count and the rate. */
+/* Bind storm load generator: T threads, each doing N bind() calls.
+ * Mode "einval": bind an already-bound socket again (the kernel's cheapest
+ * complete bind path, returns EINVAL); mode "ok": bind a fresh SO_REUSEADDR
+ * socket to a fixed port and close it (a successful bind).
+ * Optional RATE (binds/s over all threads, 0 = as fast as possible) paces the
+ * storm; optional "gate" waits for one byte on stdin before starting, so a
+ * tracer can filter on this process's pid before the first bind.
+ * Prints: offered seconds rate cpu_seconds (user+system CPU of the whole
+ * process, which includes the BPF programs run inside its bind() calls). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#define PACE_CHUNK 128
+
 static long per_thread;
 static int ok_mode;
 static int port;
+static double thread_rate; /* binds per second per thread, 0 = unpaced */
+static struct timespec start;
+
+static double since_start(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - start.tv_sec) + (now.tv_nsec - start.tv_nsec) / 1e9;
+}
+
+/* Sleep until binds done so far match the target rate (no-op when unpaced). */
+static void pace(long done)
+{
+	if (thread_rate <= 0 || done % PACE_CHUNK)
+		return;
+	double ahead = done / thread_rate - since_start();
+	if (ahead > 0) {
+		struct timespec ts = { (time_t)ahead, (long)((ahead - (time_t)ahead) * 1e9) };
+		nanosleep(&ts, NULL);
+	}
+}
 
 static void *storm(void *arg)
 {
@@ -25,6 +53,7 @@ static void *storm(void *arg)
 	(void)arg;
 	if (ok_mode) {
 		for (long i = 0; i < per_thread; i++) {
+			pace(i);
 			int s = socket(AF_INET, SOCK_STREAM, 0);
 			setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 			setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
@@ -36,8 +65,10 @@ static void *storm(void *arg)
 		struct sockaddr_in any = { .sin_family = AF_INET };
 		any.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 		bind(s, (struct sockaddr *)&any, sizeof(any));
-		for (long i = 0; i < per_thread; i++)
+		for (long i = 0; i < per_thread; i++) {
+			pace(i);
 			bind(s, (struct sockaddr *)&a, sizeof(a));
+		}
 		close(s);
 	}
 	return NULL;
@@ -46,22 +77,34 @@ static void *storm(void *arg)
 int main(int argc, char **argv)
 {
 	if (argc < 5) {
-		fprintf(stderr, "usage: bindstorm THREADS BINDS_PER_THREAD einval|ok PORT\n");
+		fprintf(stderr, "usage: bindstorm THREADS BINDS_PER_THREAD einval|ok PORT [RATE [gate]]\n");
 		return 2;
 	}
 	int threads = atoi(argv[1]);
+	if (threads < 1 || threads > 64) {
+		fprintf(stderr, "bindstorm: THREADS must be 1-64\n");
+		return 2;
+	}
 	per_thread = atol(argv[2]);
 	ok_mode = strcmp(argv[3], "ok") == 0;
 	port = atoi(argv[4]);
+	thread_rate = argc > 5 ? atof(argv[5]) / threads : 0;
+	if (argc > 6 && strcmp(argv[6], "gate") == 0) {
+		char c;
+		if (read(0, &c, 1) != 1)
+			return 3;
+	}
 	pthread_t t[64];
-	struct timespec a, b;
-	clock_gettime(CLOCK_MONOTONIC, &a);
+	struct rusage ru;
+	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (int i = 0; i < threads; i++)
 		pthread_create(&t[i], NULL, storm, NULL);
 	for (int i = 0; i < threads; i++)
 		pthread_join(t[i], NULL);
-	clock_gettime(CLOCK_MONOTONIC, &b);
-	double secs = (b.tv_sec - a.tv_sec) + (b.tv_nsec - a.tv_nsec) / 1e9;
-	printf("%ld %.6f %.0f\n", per_thread * threads, secs, per_thread * threads / secs);
+	double secs = since_start();
+	getrusage(RUSAGE_SELF, &ru);
+	double cpu = ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+		     ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+	printf("%ld %.6f %.0f %.6f\n", per_thread * threads, secs, per_thread * threads / secs, cpu);
 	return 0;
 }

@@ -1,0 +1,236 @@
+"""`make bench`: every benchmark of issue 8 in one run, ending in ONE table of
+results and ratios against their targets. Absolute times on a shared machine
+are noise; the ratios measured side by side in the same run are the result.
+Details of each section go to stderr as it runs; the table goes to stdout.
+
+    .venv/bin/python tests/bench/run_all.py [--only backends,cost,storm,fleet,report]
+        [--rounds 5] [--fleet-sizes 5,20,50] [--report-hosts 1000] [--quick] [--json FILE]
+
+Sections:
+  backends  start-up and peak RSS: core vs bcc vs bindsnoop-bpfcc (bench_backends.py)
+  cost      added CPU per bind(): bindtrace summary / events vs bpftrace (bench_cost.py)
+  storm     bind storms: exact counts, loss accounting, highest lossless rate (bench_storm.py)
+  fleet     playbook wall time vs ansible ping on 5/20/50 hosts (bench_fleet.py)
+  report    aggregation + all formats for 1000 hosts x 200 binds (bench_report.py)
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import traceback
+
+import bench_common
+from bench_common import fmt_rate, table
+
+# backends first: a child's ru_maxrss starts at its parent's RSS (fork + exec keep
+# the high-water mark), so the children are spawned while this process is small
+SECTIONS = ("backends", "cost", "storm", "fleet", "report")
+WINDOW = 5
+
+
+def log(*parts):
+    print(*parts, file=sys.stderr)
+    sys.stderr.flush()
+
+
+def yes_no(ok):
+    return "-" if ok is None else ("yes" if ok else "NO")
+
+
+def machine():
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2.0 ** 30
+    return "%s, %d CPUs (%s), %.0f GiB RAM, Linux %s, Python %s" % (
+        platform.node(), os.cpu_count(), model, mem, platform.release(),
+        platform.python_version())
+
+
+# -- sections: each returns rows (measure, result, ratio, target, met) ------------
+def section_cost(args):
+    import bench_cost
+    runs = bench_cost.measure(args.rounds, 150000 if args.quick else 400000)
+    s = bench_cost.summarize(runs)
+    log(bench_cost.report(s))
+    bt = s["bpftrace"]["added_ns"]
+    rows = [("bpftrace (2 tracepoints, count) added CPU per bind",
+             "%.0f ns (untraced %.0f ns)" % (bt, s["none"]["ns_per_bind"]), "1.00x", "floor", None)]
+    for name in ("summary", "events"):
+        e = s[name]
+        check = ("counted %d/%d" % (e["counted"], e["offered"]) if name == "summary" else
+                 "delivered %d/%d, consumer %.0f ns/event" % (e["delivered"], e["offered"],
+                                                               e["consumer_ns"]))
+        rows.append(("bindtrace %s mode added CPU per bind" % name,
+                     "%.0f ns; %s, lost %d" % (e["added_ns"], check, e["lost"]),
+                     "%.2fx bpftrace" % e["vs_bpftrace"], "<= 1.3x bpftrace",
+                     e["vs_bpftrace"] <= 1.3))
+    return rows, s
+
+
+def section_storm(args):
+    import bench_storm
+    rows_raw = bench_storm.measure(0.25 if args.quick else 0.5)
+    log(bench_storm.report(rows_raw))
+    best = bench_storm.best_lossless(rows_raw)
+    rows = []
+    for name, load, res, base in rows_raw:
+        if name == "summary":
+            ok = res["counted"] == res["offered"] and res["lost"] == 0
+            rows.append(("summary storm (%s): every bind counted" % load,
+                         "%d offered at %s, counted %d, lost %d" % (
+                             res["offered"], fmt_rate(res["rate"]), res["counted"], res["lost"]),
+                         "%.2fx untraced rate" % (res["rate"] / base["rate"]),
+                         "0 lost; >= 2M/s offered",
+                         "count yes, rate %s" % yes_no(res["rate"] >= 2e6) if ok else "NO"))
+    mmap_best, libbpf_best = best.get("events/collect", 0), best.get("events/libbpf", 0)
+    rows.append(("events: highest rate delivered with 0 loss (window loop, ringbuf.py)",
+                 fmt_rate(mmap_best), "%.1fx libbpf callback (%s)" % (
+                     mmap_best / libbpf_best if libbpf_best else float("nan"),
+                     fmt_rate(libbpf_best)), ">= 300k/s", mmap_best >= 3e5))
+    lossy = [r for r in rows_raw if r[0].startswith("events") and r[2]["lost"] > 0]
+    all_ok = all(bench_storm.accounted(r[2]) for r in rows_raw if r[0].startswith("events"))
+    live = best.get("events/poll", 0)
+    rows.append(("events beyond capacity: delivered + lost == offered",
+                 "; ".join("%s %s: %d + %d = %d" % (n, load, r["delivered"], r["lost"],
+                                                     r["offered"]) for n, load, r, _ in lossy)
+                 or "no run lost events", "live decode+enrich path: 0 loss up to %s"
+                 % fmt_rate(live), "all accounted", all_ok))
+    return rows, [dict(r[2], tracer=r[0], load=r[1]) for r in rows_raw]
+
+
+def section_backends(args):
+    import bench_backends as bb
+    runs = 2 if args.quick else 3
+    samples = {}
+    for name, python, backend, mode in (("core", sys.executable, "core", "events"),
+                                        ("core summary", sys.executable, "core", "summary"),
+                                        ("bcc", bb.SYSTEM_PYTHON, "bcc", "events")):
+        try:
+            samples[name] = [bb.run_child(python, backend, mode) for _ in range(runs)]
+        except (Exception, SystemExit) as exc:
+            samples[name] = exc
+    try:
+        snoop = bb.run_bindsnoop()
+    except Exception as exc:   # bench_backends' own failure: report it, keep going
+        snoop = {"error": "bench_backends.run_bindsnoop failed: %r" % exc}
+    med = {n: (statistics.median(x["startup"] for x in s),
+               statistics.median(x["maxrss_kb"] for x in s) / 1024.0)
+           for n, s in samples.items() if isinstance(s, list)}
+    for n, s in samples.items():
+        log("%-14s %s" % (n, "start-up %.3fs, peak RSS %.1f MB" % med[n] if n in med else
+                          "failed: %s" % s))
+    log("bindsnoop-bpfcc %s" % snoop)
+    rows = []
+    if "core" in med:
+        core_s, core_mb = med["core"]
+        if "bcc" in med:
+            rows.append(("start-up (load + attach): core vs bcc backend",
+                         "core %.3fs, bcc %.2fs" % (core_s, med["bcc"][0]),
+                         "%.0fx faster" % (med["bcc"][0] / core_s), ">= 10x faster",
+                         med["bcc"][0] / core_s >= 10))
+        else:
+            rows.append(("start-up: core vs bcc backend", "core %.3fs; bcc: %s" % (
+                core_s, samples.get("bcc")), "-", ">= 10x faster", None))
+        if "error" not in snoop:
+            rows.append(("start-up: core vs bindsnoop-bpfcc", "bindsnoop %.2fs" % snoop["startup"],
+                         "%.0fx faster" % (snoop["startup"] / core_s), ">= 10x faster",
+                         snoop["startup"] / core_s >= 10))
+        else:
+            rows.append(("start-up: core vs bindsnoop-bpfcc", snoop["error"][:70], "-", "-", None))
+        rows.append(("peak RSS of the tracer process, core backend",
+                     "events %.1f MB, summary %.1f MB%s" % (
+                         core_mb, med.get("core summary", (0, 0))[1],
+                         ", bcc %.1f MB" % med["bcc"][1] if "bcc" in med else ""),
+                     "%.1fx less than bcc" % (med["bcc"][1] / core_mb) if "bcc" in med else "-",
+                     "<= 40 MB", core_mb <= 40))
+    return rows, {"medians": med, "bindsnoop": snoop}
+
+
+def section_fleet(args):
+    import bench_fleet
+    rows, raw = [], []
+    for n in args.fleet_sizes:
+        try:
+            got = bench_fleet.bench_size(n, WINDOW, ["ssh"], False)
+        except (Exception, SystemExit) as exc:
+            rows.append(("fleet %d hosts, %d s window" % (n, WINDOW), "failed: %s" % (
+                str(exc).strip().splitlines() or ["?"])[0][:80], "-", "<= window + ping + 5 s",
+                False))
+            continue
+        for r in got:
+            raw.append(r)
+            log("fleet %(hosts)d hosts: play %(play).2fs, ping %(ping).2fs, budget %(budget).2fs"
+                % r)
+            rows.append(("fleet %d hosts, %d s window (ssh)" % (n, WINDOW),
+                         "play %.1fs, ping %.1fs" % (r["play"], r["ping"]),
+                         "play - ping = %.1fs" % (r["play"] - r["ping"]),
+                         "<= %.1fs (window + ping + 5)" % r["budget"], r["play"] <= r["budget"]))
+    return rows, raw
+
+
+def section_report(args):
+    import bench_report
+    m = bench_report.measure(args.report_hosts, 200)
+    log(bench_report.report(m))
+    return [("report: %d hosts x 200 binds, all formats" % args.report_hosts,
+             "%.1fs (aggregate %.1f, terminal %.1f, json+md+html+junit %.1f)" % (
+                 m["total"], m["aggregate"], m["terminal"], m["files"]),
+             "%.1fx the target" % (m["total"] / 5.0), "<= 5 s", m["total"] <= 5.0)], m
+
+
+RUN = {"cost": section_cost, "storm": section_storm, "backends": section_backends,
+       "fleet": section_fleet, "report": section_report}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--only", default=",".join(SECTIONS))
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--fleet-sizes", default="5,20,50")
+    p.add_argument("--report-hosts", type=int, default=1000)
+    p.add_argument("--quick", action="store_true", help="smaller runs, for a try-out")
+    p.add_argument("--json", default=None, help="also write the raw results here")
+    args = p.parse_args(argv)
+    args.fleet_sizes = [int(x) for x in args.fleet_sizes.split(",") if x]
+    if os.geteuid() != 0:
+        raise SystemExit("run as root: the benchmarks load BPF programs")
+    bench_common.storm_binary()
+    started = time.time()
+    rows, raw = [], {}
+    for name in [s for s in args.only.split(",") if s]:
+        if name not in RUN:
+            raise SystemExit("unknown section %r: use any of %s" % (name, ", ".join(SECTIONS)))
+        log("== %s" % name)
+        t0 = time.monotonic()
+        try:
+            got, raw[name] = RUN[name](args)
+            rows.extend((name,) + tuple(r) for r in got)
+        except Exception as exc:
+            traceback.print_exc()
+            rows.append((name, "section failed", "%s: %s" % (type(exc).__name__, exc), "-", "-",
+                         False))
+        log("   (%s took %.0fs)" % (name, time.monotonic() - t0))
+    print("bindtrace benchmarks, %s UTC, %s" % (
+        time.strftime("%Y-%m-%d %H:%M", time.gmtime(started)), machine()))
+    print(table(("SECTION", "MEASURE", "RESULT", "RATIO", "TARGET", "MET"),
+                [r[:5] + (r[5] if isinstance(r[5], str) else yes_no(r[5]),) for r in rows]))
+    print("(%.0f s in all)" % (time.time() - started))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"started": started, "machine": machine(), "rows": rows, "raw": raw}, f,
+                      indent=1, default=str)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
