@@ -3,6 +3,7 @@ the real kernel: the workload's exact binds, the same facts as the Ansible
 module for the same window, errors, and __virtual__'s reasons."""
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 
@@ -125,6 +126,17 @@ def test_fail_on_unexpected_fails_the_job_and_still_returns_the_facts(salt_cfg):
     assert held == [("TCP", p1), ("UDP", p2)]
     assert "bindtrace.trace: unexpected listeners on %s: " % facts["host"]["hostname"] in res.stderr
     assert "TCP 127.0.0.1:%d python3 pid %d" % (p1, work.pid) in res.stderr
+
+
+def test_sigterm_ends_the_job_with_a_message_and_nothing_stays_loaded(salt_cfg):
+    proc = salt_popen(salt_cfg, "bindtrace.trace", "duration=600")
+    wait_salt_tracer(proc)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert (proc.returncode, out) == (1, "")
+    assert ("Error running 'bindtrace.trace': interrupted by signal 15 before the window ended; "
+            "nothing stays loaded; rerun the task") in err
+    assert_nothing_left()
 
 
 @pytest.mark.parametrize("args, message", [
