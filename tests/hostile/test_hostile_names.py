@@ -5,6 +5,7 @@ listen while the real module (ansible-playbook + bind_report) and the CLI
 trace. Every report file stays valid and inert, and so do the terminal table
 and the CLI table; the JSON keeps the exact (decoded) names."""
 import os
+import re
 import signal
 import subprocess
 import time
@@ -69,7 +70,8 @@ def test_hostile_names_are_inert_everywhere(docker_images, containers, local_inv
     allow = [{"name": "<b>only the first</b>", "port": PORT}]   # the rest is unexpected
     pb = start_playbook(local_inventory, rdir, {
         "bindtrace_duration": 10, "bindtrace_mode": "events",
-        "bindtrace_ports": "%d-%d" % (PORT, CONTAINER_PORT), "bindtrace_allow": allow})
+        "bindtrace_ports": "%d-%d" % (PORT, CONTAINER_PORT), "bindtrace_allow": allow,
+        "bindtrace_fail_on_unexpected": True})   # the failure message names them too
     cli = start_cli("-P", "%d-%d" % (PORT, CONTAINER_PORT))
     procs = []
     try:
@@ -89,14 +91,16 @@ def test_hostile_names_are_inert_everywhere(docker_images, containers, local_inv
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    assert (rc, rc_cli) == (0, 0), out + cli_err
+    (tmp_path / "play.out").write_text(out, encoding="utf-8", errors="surrogateescape")
+    assert (rc, rc_cli) == (2, 0), out + cli_err     # 2: the task failed on the policy
     assert no_traceback(out + cli_err) == []
     pids = {PORT + i: p.pid for i, p in enumerate(procs)}
 
     # report.json keeps each name exactly as the kernel gave it (decoded)
     files = inert.check_report_dir(rdir)
     (host,) = files["report.json"]["hosts"]
-    assert host["status"] == "ok"
+    assert host["status"] == "failed"
+    assert "unexpected binds on " in host["reason"] and "\\x1b[31mRED\\x1b[0m" in host["reason"]
     binds = {b["port"]: b for b in host["facts"]["binds"]}
     listeners = {l["port"]: l for l in host["facts"]["listeners"]
                  if PORT <= l["port"] <= CONTAINER_PORT}
@@ -131,8 +135,15 @@ def test_hostile_names_are_inert_everywhere(docker_images, containers, local_inv
     md = files["report.md"]
     assert "&lt;script&gt;alert(1" in md and "\\|x\\|\\`y\\`\\*z\\*\\[a\\](b)" in md
 
-    # the terminal table at the end of the play, and the CLI table
-    inert.check_terminal(out)
+    # the whole play's output (the failed task's message, the table at the end), and
+    # the CLI table: no raw escape or newline from a name reaches the terminal. The
+    # `fatal:` line is Ansible's own JSON dump of the result: JSON escapes every
+    # control character, but prints other characters (bidi marks) as they are.
+    ours = [l for l in out.splitlines() if not l.startswith("fatal: [localhost]: FAILED! => {")]
+    inert.check_terminal("\n".join(ours))
+    assert not re.search("[\x00-\x1f\x7f-\x9f]", out.replace("\n", ""))
+    assert "Module failed: unexpected listeners on " in out
+    assert "TCP 0.0.0.0:%d \\x1b[31mRED\\x1b[0m pid %d" % (PORT + 2, pids[PORT + 2]) in out
     assert "\\x1b[31mRED\\x1b[0m" in out and "<script>alert(1" in out
     inert.check_terminal(cli_out)
     rows = cli_out.splitlines()
