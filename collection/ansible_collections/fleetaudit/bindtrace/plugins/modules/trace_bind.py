@@ -13,9 +13,10 @@ module: trace_bind
 short_description: Trace socket binds on a host for a bounded window with eBPF and return them as facts
 version_added: "0.1.0"
 description:
-  - Loads an eBPF bind tracer (on the C(bind) syscall tracepoints) on the host, keeps it attached for O(duration) seconds, unloads it, and returns every AF_INET /
-    AF_INET6 C(bind) made on the host during that window as the fact C(bind_trace), together with
-    a snapshot of the sockets listening at the end of the window.
+  - Loads an eBPF bind tracer (on the C(bind) syscall tracepoints) on the host, keeps it
+    attached for O(duration) seconds, unloads it, and returns every AF_INET / AF_INET6 C(bind)
+    made on the host during that window as the fact C(bind_trace), together with a snapshot of
+    the sockets listening at the end of the window.
   - Optional allow rules (O(allow)) give each bind and listener a verdict, C(expected) or
     C(unexpected); O(fail_on_unexpected) fails the task naming what no rule allows.
   - The tracer deploys itself. The compiled CO-RE BPF object is embedded in the host library
