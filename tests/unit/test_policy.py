@@ -152,3 +152,8 @@ def test_describe_names_proto_addr_port_comm_pid():
     assert describe(rec()) == "TCP 0.0.0.0:8080 nginx pid 100"
     assert describe(rec(addr="::1", proto="UDP", port=53, comm="dns", pid=7)) == \
         "UDP [::1]:53 dns pid 7"
+    assert describe(rec(pid=None, comm=None, port=2024)) == \
+        "TCP 0.0.0.0:2024 (no owning process visible)"
+    web = {"runtime": "docker", "id": "ab12", "name": "web-1"}
+    assert describe(rec(container=web)) == "TCP 0.0.0.0:8080 nginx pid 100 in container web-1"
+    assert describe(rec(comm="x\x1b[2Jy")) == "TCP 0.0.0.0:8080 x\\x1b[2Jy pid 100"

@@ -243,6 +243,9 @@ def describe(rec):
     if ":" in addr:
         addr = "[%s]" % addr
     where = _container_name(rec) or (rec.get("container") or {}).get("id")
+    inside = " in container %s" % _shown(where) if where else ""
+    if rec.get("pid") is None:   # a socket no visible process holds (another pid namespace)
+        return "%s %s:%s (no owning process visible)%s" % (rec.get("proto"), addr,
+                                                           _port_of(rec), inside)
     return "%s %s:%s %s pid %s%s" % (rec.get("proto"), addr, _port_of(rec), _shown(rec.get("comm")),
-                                     rec.get("pid"),
-                                     " in container %s" % _shown(where) if where else "")
+                                     rec.get("pid"), inside)
