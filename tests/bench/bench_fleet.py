@@ -14,6 +14,7 @@ must show every host traced; budget = window + ping + 5 s (issue 8's target).
 sourced on every remote command, which the harness's sshd `SetEnv HOME` avoids.
 """
 import argparse
+import fcntl
 import json
 import os
 import platform
@@ -148,8 +149,11 @@ def main(argv=None):
     a = p.parse_args(argv)
     window = int(a.window) if a.window == int(a.window) else a.window
     rows = []
-    for n in [int(x) for x in a.sizes.split(",")]:
-        rows += bench_size(n, window, a.connections.split(","), a.bashrc)
+    # One bench fleet (names, /24, state dir) per machine: concurrent runs take turns.
+    with open(STATE + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for n in [int(x) for x in a.sizes.split(",")]:
+            rows += bench_size(n, window, a.connections.split(","), a.bashrc)
     if a.json:
         print(json.dumps(rows, indent=1))
     else:
