@@ -77,6 +77,14 @@ def play(fleet, n, connection, window):
 
 
 def bench_size(n, window, connections, bashrc):
+    """Rows for an n-host fleet. One bench fleet (names, /24, state dir) per
+    machine: concurrent callers (this script, run_all.py) take turns."""
+    with open(STATE + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _bench_size(n, window, connections, bashrc)
+
+
+def _bench_size(n, window, connections, bashrc):
     rows = []
     fleet = Fleet(STATE)
     fleet.down()
@@ -149,11 +157,8 @@ def main(argv=None):
     a = p.parse_args(argv)
     window = int(a.window) if a.window == int(a.window) else a.window
     rows = []
-    # One bench fleet (names, /24, state dir) per machine: concurrent runs take turns.
-    with open(STATE + ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        for n in [int(x) for x in a.sizes.split(",")]:
-            rows += bench_size(n, window, a.connections.split(","), a.bashrc)
+    for n in [int(x) for x in a.sizes.split(",")]:
+        rows += bench_size(n, window, a.connections.split(","), a.bashrc)
     if a.json:
         print(json.dumps(rows, indent=1))
     else:
