@@ -95,9 +95,9 @@ class CoreBackend(object):
         err = self.lib.bpf_object__load(self.obj)
         if err:
             log = self._log.value.decode("utf-8", "replace").strip().splitlines()[-3:]
-            hint = {errno.EPERM: "run as root (CAP_BPF and CAP_PERFMON are needed)",
-                    errno.ENOENT: "the kernel's BTF lacks a type the program reads"}.get(-err,
-                                                                                    "see the log")
+            hints = {errno.EPERM: "run as root (CAP_BPF and CAP_PERFMON are needed)",
+                     errno.ENOENT: "the kernel's BTF lacks a type the program reads"}
+            hint = hints.get(-err, "see the log")
             raise BindtraceError("the kernel refused the bind tracer: %s; %s%s" % (
                 libbpf.errno_text(err), hint, (": " + " | ".join(log)) if log else ""))
         words = ports_bitmap(cfg.ports)
@@ -205,7 +205,8 @@ class CoreBackend(object):
         return out
 
     def close(self):
-        self.detach() if self.links else None
+        if self.links:
+            self.detach()
         if self.mrb:
             self.mrb.close()
             self.mrb = None
@@ -216,5 +217,3 @@ class CoreBackend(object):
             self.lib.bpf_object__close(self.obj)
             self.obj = None
 
-
-assert EVENT_FMT.size == 112

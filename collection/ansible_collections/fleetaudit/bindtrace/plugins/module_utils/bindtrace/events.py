@@ -13,7 +13,8 @@ from .protocols import proto_name
 KEY_FMT = struct.Struct("<Q7Ii3H2B16s16s16s")
 EVENT_FMT = struct.Struct("<%dsQI4x" % KEY_FMT.size)
 STATS_FMT = struct.Struct("<3Q")
-assert KEY_FMT.size == 96 and EVENT_FMT.size == 112
+if KEY_FMT.size != 96 or EVENT_FMT.size != 112:  # bind.h changed without this file
+    raise ImportError("events.py is out of step with bpf/bind.h")
 
 OPT_FREEBIND, OPT_TRANSPARENT, OPT_NO_PORT, OPT_REUSEADDR, OPT_REUSEPORT = 1, 2, 4, 8, 16
 # IG v1 column order, left to right: r R N T F

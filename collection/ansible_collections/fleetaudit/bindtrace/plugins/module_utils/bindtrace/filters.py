@@ -1,6 +1,7 @@
 """Trace options: one validated configuration shared by the CLI, the Ansible
 module and the Salt module. Every bad value raises BindtraceError naming the
 option, the value and what is accepted."""
+import math
 import re
 
 from . import BindtraceError
@@ -115,7 +116,8 @@ def parse_duration(value):
         number = float(value)
     except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond float
         number = None
-    if isinstance(value, bool) or number is None or not 0 < number <= MAX_DURATION or number != number:
+    if isinstance(value, bool) or number is None or math.isnan(number) or \
+            not 0 < number <= MAX_DURATION:
         raise BindtraceError("invalid duration %r: expected seconds, more than 0 and at most %d "
                              "(use async for long windows)" % (value, MAX_DURATION))
     return number
