@@ -20,8 +20,9 @@ from bindtrace.events import KEY_FMT, STATS_FMT, Clock, decode_summary
 from bindtrace.filters import make_config
 from bindtrace.trace import build_facts
 
-COMMS = (b"nginx", b"sshd", b"postgres", b"node", b"java", b"python3", b"chronyd", b"dnsmasq",
-         b"envoy", b"redis-server")
+SERVICES = ((22, b"sshd"), (80, b"nginx"), (443, b"nginx"), (5432, b"postgres"),
+            (8080, b"nginx-worker"), (53, b"dnsmasq"))
+OTHERS = (b"node", b"java", b"python3", b"envoy", b"redis-server")
 RULES = [{"name": "ssh", "port": 22, "proto": "tcp", "comm": "sshd"},
          {"name": "local", "addr": "loopback", "port": [53, 123, 323]},
          {"name": "web", "port": [80, 443, "8000-8100"], "proto": "tcp", "comm": "nginx*"},
@@ -39,12 +40,12 @@ def raw_key(host, i):
                                 else ("127.0.0.1" if i % 2 else "0.0.0.0"))
     else:
         addr = socket.inet_pton(socket.AF_INET6, "fd00::%x:%x" % (host, i))
-    port = (22, 80, 443, 5432, 8080, 53)[i % 6] if i % 4 else 20000 + i
+    port, comm = SERVICES[i % 6] if i % 4 else (20000 + i, OTHERS[i % len(OTHERS)])
     ret = -98 if i % 50 == 0 else 0   # a failed bind now and then (EADDRINUSE)
     return KEY_FMT.pack(
         1000 + i % 40, 100 + i, 1, (0, 33, 999)[i % 3], 0, 4026531840, 4026531841 + i % 5,
         0, ret, 6 if i % 5 else 17, port, port, family, (0, 8, 24)[i % 3],
-        addr, addr, COMMS[i % len(COMMS)])
+        addr, addr, comm)
 
 
 def host_facts(host, binds, clock):
