@@ -69,7 +69,7 @@ def test_hostile_names_are_inert_everywhere(docker_images, containers, local_inv
     rdir = tmp_path / "reports"
     allow = [{"name": "<b>only the first</b>", "port": PORT}]   # the rest is unexpected
     pb = start_playbook(local_inventory, rdir, {
-        "bindtrace_duration": 10, "bindtrace_mode": "events",
+        "bindtrace_duration": 12, "bindtrace_mode": "events",
         "bindtrace_ports": "%d-%d" % (PORT, CONTAINER_PORT), "bindtrace_allow": allow,
         "bindtrace_fail_on_unexpected": True})   # the failure message names them too
     cli = start_cli("-P", "%d-%d" % (PORT, CONTAINER_PORT))
