@@ -59,7 +59,7 @@ def machine():
 # -- sections: each returns rows (measure, result, ratio, target, met) ------------
 def section_cost(args):
     import bench_cost
-    runs = bench_cost.measure(args.rounds, 150000 if args.quick else 400000)
+    runs = bench_cost.measure(args.rounds, 150000 if args.quick else 300000)
     s = bench_cost.summarize(runs)
     log(bench_cost.report(s))
     bt = s["bpftrace"]["added_ns"]
@@ -213,7 +213,7 @@ RUN = {"cost": section_cost, "storm": section_storm, "backends": section_backend
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--only", default=",".join(SECTIONS))
-    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--fleet-sizes", default="5,20,50")
     p.add_argument("--report-hosts", type=int, default=1000)
     p.add_argument("--quick", action="store_true", help="smaller runs, for a try-out")
