@@ -125,6 +125,8 @@ options:
       - Fail the task when a successful bind or a listener matches no rule in O(allow). The
         message names each one as C(PROTO addr:port comm pid N). The facts are returned all the
         same.
+      - It also fails, closed, when some binds escaped the check (C(lost), C(dropped) or
+        C(summary_full) not 0): a flood of binds must not hide a forbidden one.
       - Requires O(allow).
     type: bool
     default: false
@@ -279,7 +281,8 @@ ansible_facts:
           returned: always
           sample: 0
         truncated:
-          description: True when O(max_events) cut the list.
+          description: True when O(max_events) cut the list, or the kernel's summary table was
+            full (C(summary_full) distinct binds not recorded).
           type: bool
           returned: always
           sample: false

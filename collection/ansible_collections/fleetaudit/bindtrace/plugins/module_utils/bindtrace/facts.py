@@ -93,10 +93,32 @@ def unexpected_failure(facts, fail_on_unexpected):
         more = " and %d more" % (len(recs) - MAX_NAMED) if len(recs) > MAX_NAMED else ""
         host = facts["host"]["hostname"]
         parts.append("unexpected %s on %s: %s%s" % (kind, host, ", ".join(names), more))
+    unchecked = incomplete_message(facts)
     if not parts:
-        return None
+        return unchecked
     return ("; ".join(parts) + ". No allow rule matches them: stop them, or add a rule to allow "
-            "(e.g. {port: N, proto: tcp, comm: NAME})")
+            "(e.g. {port: N, proto: tcp, comm: NAME})" + ("; " + unchecked if unchecked else ""))
+
+
+# counter -> (what happened to those binds, the fix)
+INCOMPLETE = (
+    ("summary_full", "distinct binds not recorded (summary table full)",
+     "trace a shorter window or fewer ports"),
+    ("lost", "binds lost (ring buffer full)", "use mode: summary, which loses nothing"),
+    ("dropped", "binds dropped past max_events", "raise max_events or use mode: summary"),
+)
+
+
+def incomplete_message(facts):
+    """Binds the policy never saw (a flood can push a forbidden bind out of a
+    full table): with fail_on_unexpected that fails the task, closed, else None."""
+    missed = [(facts.get(key) or 0, what, fix) for key, what, fix in INCOMPLETE]
+    missed = [m for m in missed if m[0]]
+    if not missed:
+        return None
+    return ("the allow rules could not check every bind on %s: %s; rerun the task (%s)" % (
+        facts["host"]["hostname"], ", ".join("%d %s" % (n, what) for n, what, _ in missed),
+        "; ".join(fix for _, _, fix in missed)))
 
 
 def host_support(backend="auto"):

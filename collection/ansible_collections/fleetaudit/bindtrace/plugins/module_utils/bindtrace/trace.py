@@ -236,7 +236,7 @@ def build_facts(cfg, binds, st, meta, listeners=None, policy_rules=None):
         "listeners": listeners or [],
         "lost": st["lost"],
         "dropped": st["dropped"],
-        "truncated": st["dropped"] > 0,
+        "truncated": st["dropped"] > 0 or st.get("summary_full", 0) > 0,
         "summary_full": st.get("summary_full", 0),
         "unexpected": unexpected,
         "counts": {"binds": total, "records": len(binds), "listeners": len(listeners or []),
