@@ -126,7 +126,7 @@ options:
         message names each one as C(PROTO addr:port comm pid N). The facts are returned all the
         same.
       - It also fails, closed, when some binds escaped the check (C(lost), C(dropped) or
-        C(summary_full) not 0): a flood of binds must not hide a forbidden one.
+        C(summary_full) not 0), so that a flood of binds cannot hide a forbidden one.
       - Requires O(allow).
     type: bool
     default: false
