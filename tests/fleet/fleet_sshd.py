@@ -17,6 +17,8 @@ import socket
 import subprocess
 import time
 
+import fleet_net
+
 SSHD = "/usr/sbin/sshd"
 SSH_KEYGEN = "/usr/bin/ssh-keygen"
 SSH = "/usr/bin/ssh"
@@ -107,7 +109,7 @@ def start(ns, hostname, hostdir, addr, timeout=10.0):
     # fresh sysfs shows the namespace's own interfaces. That fresh /sys has
     # no tracefs (or bpffs) on it: mount them, as a booting host would.
     subprocess.run(
-        ["/usr/sbin/ip", "netns", "exec", ns, UNSHARE, "--uts", "--", "/bin/sh", "-c", BOOT,
+        [fleet_net.IP, "netns", "exec", ns, UNSHARE, "--uts", "--", "/bin/sh", "-c", BOOT,
          "sh", hostname, SSHD, cfg, log],
         check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout

@@ -294,7 +294,7 @@ class Fleet(object):
     # -- helpers for tests -------------------------------------------------
     def exec_argv(self, name, argv):
         """argv that runs `argv` inside host `name`'s network namespace."""
-        return ["/usr/sbin/ip", "netns", "exec", self.host(name)["ns"]] + list(argv)
+        return [fleet_net.IP, "netns", "exec", self.host(name)["ns"]] + list(argv)
 
     def run_in(self, name, argv, **kw):
         """Run a command inside host `name`'s namespace (subprocess.run)."""
