@@ -12,7 +12,7 @@ from bindtrace import BindtraceError
 from bindtrace import cli, events, filters, policy
 from bindtrace.events import EVENT_FMT, EVENT_KEYS, KEY_FMT, STATS_FMT
 
-SETTINGS = settings(max_examples=300, deadline=None,
+SETTINGS = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 CLOCK = events.Clock()
 
@@ -202,7 +202,7 @@ def render_everything(model):
     return data
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.dictionaries(text, st.fixed_dictionaries({"status": statuses, "facts": any_facts,
                                                      "msg": st.one_of(st.none(), text)}),
                        min_size=1, max_size=3))

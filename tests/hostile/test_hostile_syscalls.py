@@ -27,6 +27,8 @@ def calls():
     sin = struct.pack("<HH4s8x", socket.AF_INET, socket.htons(PORT), socket.inet_aton("127.0.0.1"))
     sin6 = struct.pack("<HHI16sI", socket.AF_INET6, socket.htons(PORT + 1), 0,
                        socket.inet_pton(socket.AF_INET6, "::ffff:127.0.0.1"), 0)
+    # an abstract unix address (leading NUL): no file left anywhere
+    unix = struct.pack("<H", socket.AF_UNIX) + b"\0bt-hostile-%d" % os.getpid()
     keep = []
 
     def sock(family=socket.AF_INET):
@@ -42,7 +44,7 @@ def calls():
             raw_bind(sock(), ctypes.c_void_p(0x10), 16),              # wild pointer
             raw_bind(sock(), sin, 0),                                 # zero length
             raw_bind(sock(), sin, 1 << 20),                           # huge length
-            raw_bind(sock(socket.AF_UNIX), b"\x01\x00/bt-hostile-unix", 20),   # not inet
+            raw_bind(sock(socket.AF_UNIX), unix, len(unix)),          # not inet
             raw_bind(sock(socket.AF_INET6), sin6, len(sin6)),         # v4-mapped v6: works
             raw_bind(sock(), sin6, len(sin6)),                        # v6 address, v4 socket
         ]
