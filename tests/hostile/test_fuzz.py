@@ -7,7 +7,8 @@ import json
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import inert
-from bindreport import build_report, render, render_terminal
+from bindreport import (REPORT_KIND, REPORT_SCHEMA, BindReportError, build_report, load_baseline,
+                        render, render_terminal)
 from bindtrace import BindtraceError
 from bindtrace import cli, events, filters, policy
 from bindtrace.events import EVENT_FMT, EVENT_KEYS, KEY_FMT, STATS_FMT
@@ -227,6 +228,31 @@ def test_report_well_formed_facts_with_hostile_names_stay_ok(binds, host):
     model = build_report({host: {"status": "ok", "facts": facts, "msg": None}})
     assert model["hosts"][0]["status"] == "ok"
     render_everything(model)
+
+
+base_host = st.one_of(json_value, st.fixed_dictionaries(
+    {"name": st.one_of(st.just("h"), json_value), "facts": any_facts}))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.one_of(json_value, st.lists(base_host, max_size=3)))
+def test_report_any_baseline_file(tmp_path_factory, hosts):
+    """A corrupt or tampered baseline report.json: one clear BindReportError (the
+    callback then warns and reports without drift), or a usable baseline."""
+    path = str(tmp_path_factory.mktemp("baseline") / "report.json")
+    with open(path, "w") as f:
+        json.dump({"kind": REPORT_KIND, "schema": REPORT_SCHEMA, "hosts": hosts}, f)
+    try:
+        baseline = load_baseline(path)
+    except BindReportError as exc:
+        one_clear_line(exc, "baseline %s is not a usable report (" % path)
+        return
+    facts = {"schema": 1, "listeners": [{"proto": "TCP", "family": 4, "addr": "0.0.0.0",
+                                         "port": 22, "comm": "sshd", "verdict": "expected"}]}
+    model = build_report({"h": {"status": "ok", "facts": facts, "msg": None}},
+                         baseline=baseline, baseline_path=path)
+    render_everything(model)
+    assert model["hosts"][0]["drift"]["compared"] in (True, False)
 
 
 # ---------------------------------------------------------------- the CLI table

@@ -92,3 +92,21 @@ def facts_problem(facts):
             if problem:
                 return problem
     return None
+
+
+def baseline_problem(report):
+    """None when a loaded baseline report.json can be compared against, else
+    what is wrong: a corrupt or tampered baseline must not break the report."""
+    hosts = report.get("hosts")
+    if not isinstance(hosts, list):
+        return "hosts: expected a list, got %s" % _kind(hosts)
+    for i, host in enumerate(hosts):
+        if not isinstance(host, dict):
+            return "hosts[%d]: expected a mapping, got %s" % (i, _kind(host))
+        if not isinstance(host.get("name"), str):
+            return "hosts[%d].name: expected text, got %s" % (i, _kind(host.get("name")))
+        if host.get("facts") is not None:
+            problem = facts_problem(host["facts"])
+            if problem:
+                return "hosts[%d].facts.%s" % (i, problem)
+    return None

@@ -7,7 +7,7 @@ next run.
 import json
 import time
 
-from .factcheck import facts_problem
+from .factcheck import baseline_problem, facts_problem
 from .sanitize import clean_text, clean_tree
 
 REPORT_SCHEMA = 1
@@ -113,6 +113,10 @@ def load_baseline(path):
         raise BindReportError("baseline %s has report schema %r, this version reads schema %d: "
                               "use a baseline written by this version" % (path, data.get("schema"),
                                                                           REPORT_SCHEMA))
+    problem = baseline_problem(data)
+    if problem:
+        raise BindReportError("baseline %s is not a usable report (%s): give the report.json of "
+                              "an earlier run" % (path, problem))
     return data
 
 
