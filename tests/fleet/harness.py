@@ -159,9 +159,11 @@ class Fleet(object):
 
     def start_sshd(self, name):
         h = self.host(name)
-        h["pid"], h["started"] = fleet_sshd.start(h["ns"], h["name"], h["dir"], h["addr"])
-        self._save()
-        return h["pid"]
+        pid, started = fleet_sshd.start(h["ns"], h["name"], h["dir"], h["addr"])
+        with self._locked():
+            h = self.host(name)
+            h["pid"], h["started"] = pid, started
+        return pid
 
     def kill_sshd(self, name):
         """Stop one host's sshd (and its sessions) the hard way, as a crashed
@@ -171,8 +173,9 @@ class Fleet(object):
         fleet_sshd.close_masters(self.control_dir, lambda f: f.startswith(h["addr"] + "-"))
         if h["pid"]:
             fleet_procs.stop_tree(h["pid"], h["started"])
-        h["pid"], h["started"] = None, None
-        self._save()
+        with self._locked():
+            h = self.host(name)
+            h["pid"], h["started"] = None, None
 
     def _write_known_hosts(self):
         key = fleet_sshd.host_public_key(self.state)

@@ -214,3 +214,26 @@ def test_down_cleans_up_after_an_up_killed_halfway(td):
     assert leftovers(TD_PREFIX, TD_STATE) == []
     down = subprocess.run([sys.executable, HARNESS, "down", "--state", TD_STATE])
     assert down.returncode == 0
+
+
+def test_cli_bind_and_unbind_a_detached_workload(fleet):
+    h5 = fleet.host("h5")
+    cli = [sys.executable, HARNESS, "--state", fleet.state]
+    out = subprocess.run(cli + ["bind", h5["name"], "127.0.0.1:18095", "18096"], check=True,
+                         stdout=subprocess.PIPE, universal_newlines=True).stdout
+    pid = int(out.strip())
+    try:
+        with open(os.path.join(fleet.state, "fleet.json")) as f:
+            recorded = json.load(f)["workloads"]
+        assert [(w["host"], w["pid"], w["binds"]) for w in recorded] == [
+            (h5["name"], pid, [["127.0.0.1", 18095], ["0.0.0.0", 18096]])]
+        assert os.stat("/proc/%d/ns/net" % pid).st_ino == fleet.netns_inode("h5")
+        ss = fleet.run_in("h5", ["/usr/bin/ss", "-Htln"]).stdout
+        assert "127.0.0.1:18095" in ss and "0.0.0.0:18096" in ss
+    finally:
+        subprocess.run(cli + ["unbind", "h5"], check=True)
+    assert not fleet_procs.alive(pid)
+    ss = fleet.run_in("h5", ["/usr/bin/ss", "-Htln"]).stdout
+    assert "18095" not in ss and "18096" not in ss
+    with open(os.path.join(fleet.state, "fleet.json")) as f:
+        assert json.load(f)["workloads"] == []
