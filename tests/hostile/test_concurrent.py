@@ -4,8 +4,12 @@ events of successful binds only) and the trace-bind CLI (summary, comm
 filter). Each has its own BPF objects and sees every bind of its window."""
 import json
 
+import pytest
+
 from hostile_util import (PORT_BASE, find_tracer, finish, no_traceback, report, start_cli,
                           start_playbook, stop_cli, storm, tracing, wait_gone)
+
+pytestmark = pytest.mark.slow
 
 PORT = PORT_BASE + 20
 WINDOW = 10

@@ -5,10 +5,14 @@ the bind with the container's name and id."""
 import os
 import subprocess
 
+import pytest
+
 import inert
 from dockerimg import docker
 from hostile_util import (FIXTURES, PORT_BASE, find_tracer, finish, no_traceback, report,
                           start_playbook, tracing, wait_gone)
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 PORT = PORT_BASE + 70
 ALLOW = [{"name": "ssh", "port": 22, "proto": "tcp"}]

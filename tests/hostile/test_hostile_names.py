@@ -10,10 +10,14 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 import inert
 from dockerimg import USR_RO, docker, inspect
 from hostile_util import (PORT_BASE, find_tracer, finish, no_traceback, report, start_cli,
                           start_playbook, stop_cli, tracing, wait_gone)
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 PORT = PORT_BASE + 50
 SCRIPT = b"<script>alert(1)</script>"

@@ -143,6 +143,7 @@ def sshd_sessions(fleet, host):
     return out
 
 
+@pytest.mark.fleet
 def test_ssh_connection_dropped_mid_task(ssh_fleet, tmp_path):
     """The host's sshd session for the controller's connection is killed while
     the module traces a 600 s window: the module notices, unloads, exits; the

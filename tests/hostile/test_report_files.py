@@ -8,7 +8,11 @@ import stat
 import threading
 import uuid
 
+import pytest
+
 from hostile_util import FIXTURES, PORT_BASE, no_traceback, run_playbook
+
+pytestmark = pytest.mark.slow
 
 PORT = PORT_BASE + 80
 FORMATS = ["junit.xml", "report.html", "report.json", "report.md"]

@@ -14,10 +14,14 @@ import re
 import signal
 import time
 
+import pytest
+
 from bindtrace.events import EVENT_FMT
 from bindtrace.filters import TraceConfig
 from hostile_util import (PORT_BASE, find_tracer, finish, no_traceback, report, start_cli,
                           start_playbook, stop_cli, storm, tracing, wait_gone)
+
+pytestmark = pytest.mark.slow
 
 THREADS = 2
 PER_THREAD = 500000

@@ -4,8 +4,12 @@ hostile arguments: each call fails with one clear message naming the option
 import json
 import os
 
+import pytest
+
 from hostile_util import (FIXTURES, PORT_BASE, no_traceback, read_json, run_playbook,
                           write_local_inventory)
+
+pytestmark = pytest.mark.slow
 
 WEIRD = [
     # (name, args, the failure message starts with)
