@@ -51,8 +51,13 @@ def machine():
     except OSError:
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2.0 ** 30
-    return "%s, %d CPUs (%s), %.0f GiB RAM, Linux %s, Python %s" % (
-        platform.node(), os.cpu_count(), model, mem, platform.release(),
+    try:   # per-program run-time accounting costs every BPF program run a little
+        with open("/proc/sys/kernel/bpf_stats_enabled") as f:
+            stats = " (kernel.bpf_stats_enabled=%s)" % f.read().strip()
+    except OSError:
+        stats = ""
+    return "%s, %d CPUs (%s), %.0f GiB RAM, Linux %s%s, Python %s" % (
+        platform.node(), os.cpu_count(), model, mem, platform.release(), stats,
         platform.python_version())
 
 
