@@ -72,9 +72,19 @@ def _pids():
     return sorted(int(d) for d in os.listdir("/proc") if d.isdigit())
 
 
+def _ppid(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def socket_owners(pids):
-    """socket inode -> lowest pid holding an fd on it (the parent of forked workers)."""
-    owners = {}
+    """socket inode -> the process that owns it: among the holders of an fd on
+    it, the one whose parent is not a holder too (the parent of forked workers;
+    pid order alone is wrong once pids wrap around). Ties: the lowest pid."""
+    holders = {}
     for pid in pids:
         fd_dir = "/proc/%d/fd" % pid
         try:
@@ -87,9 +97,15 @@ def socket_owners(pids):
             except OSError:
                 continue
             if target.startswith("socket:["):
-                inode = int(target[8:-1])
-                if inode not in owners:
-                    owners[inode] = pid   # pids ascend: first seen is lowest
+                holders.setdefault(int(target[8:-1]), []).append(pid)
+    owners = {}
+    for inode, pids_here in holders.items():
+        if len(pids_here) == 1:
+            owners[inode] = pids_here[0]
+            continue
+        held = set(pids_here)
+        roots = [p for p in pids_here if _ppid(p) not in held]
+        owners[inode] = min(roots or pids_here)
     return owners
 
 
