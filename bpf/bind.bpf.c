@@ -235,7 +235,6 @@ int bind_exit(struct trace_event_raw_sys_exit *ctx)
 	bpf_get_current_comm(k->comm, sizeof(k->comm));
 
 	__u64 now = bpf_ktime_get_boot_ns();
-	stat_inc(STAT_SEEN);
 
 	if (cfg.mode == MODE_SUMMARY) {
 		struct bind_stats *st = bpf_map_lookup_elem(&summary, k);
@@ -258,6 +257,7 @@ int bind_exit(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	}
 
+	stat_inc(STAT_SEEN); /* events mode: delivered + lost == seen (summary: the counts) */
 	e->ts = now;
 	e->tid = (__u32)pid_tgid;
 	if (bpf_ringbuf_output(&events, e, sizeof(*e), 0))

@@ -96,7 +96,9 @@ class CoreBackend(object):
         if err:
             log = self._log.value.decode("utf-8", "replace").strip().splitlines()[-3:]
             hints = {errno.EPERM: "run as root (CAP_BPF and CAP_PERFMON are needed)",
-                     errno.ENOENT: "the kernel's BTF lacks a type the program reads"}
+                     errno.ENOENT: "the kernel's BTF lacks a type the program reads",
+                     errno.EINVAL: "the core backend needs Linux 5.15 or later "
+                                   "(bpf_task_pt_regs); use backend bcc on older kernels"}
             hint = hints.get(-err, "see the log")
             raise BindtraceError("the kernel refused the bind tracer: %s; %s%s" % (
                 libbpf.errno_text(err), hint, (": " + " | ".join(log)) if log else ""))

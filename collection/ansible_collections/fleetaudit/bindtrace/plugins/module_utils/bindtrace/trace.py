@@ -78,7 +78,19 @@ class Tracer(object):
         if self.enricher is not None and hasattr(self.enricher, "prime"):
             self.enricher.prime()
         self.selected = _container_filter(cfg)
-        self.backend = backend_cls(cfg, netns)
+        try:
+            self.backend = backend_cls(cfg, netns)
+        except BindtraceError as exc:
+            if cfg.backend != "auto" or backend_cls.name != "core":
+                raise
+            # auto: a kernel too old for the CO-RE program (< 5.15) may still run bcc
+            try:
+                from .backend_bcc import BccBackend, check_bcc
+                check_bcc()
+            except (BindtraceError, ImportError):
+                raise exc
+            self.backend = BccBackend(cfg, netns)
+            self.backend_reason = "auto: the core backend failed (%s); bcc present" % exc
         self.delivered = 0   # events handed to the caller
         self.dropped = 0     # events over max_events, counted not kept
         self.excluded = 0    # events removed by the container filter
