@@ -22,6 +22,12 @@
 
 const volatile struct bind_config cfg = {};
 
+/* Linux 6.2+: turn a kernel address into a typed read-only BTF pointer, so
+ * field reads are plain fault-safe loads instead of a helper call each (a
+ * quarter of the per-bind cost). Weak: older kernels load bind_exit_compat. */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
+#define CAST(ptr, type) ((type *)bpf_rdonly_cast((ptr), bpf_core_type_id_kernel(type)))
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 22);
@@ -91,7 +97,7 @@ static __always_inline bool comm_matches(const char *comm)
 	return true;
 }
 
-static __always_inline struct sock *fd_to_sock(struct task_struct *task, __u32 fd)
+static __always_inline struct sock *fd_to_sock(struct task_struct *task, __u32 fd, bool fast)
 {
 	struct fdtable *fdt = task->files->fdt;  /* BTF pointers: plain loads */
 	if (fd >= fdt->max_fds)
@@ -101,20 +107,27 @@ static __always_inline struct sock *fd_to_sock(struct task_struct *task, __u32 f
 	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
 	if (!file)
 		return 0;
+	if (fast) {
+		struct socket *sock = CAST(CAST(file, struct file)->private_data, struct socket);
+		/* private_data of a non-socket file is something else: a socket points back */
+		if (!sock || sock->file != file)
+			return 0;
+		return sock->sk;
+	}
 	struct socket *sock = BPF_CORE_READ(file, private_data);
-	/* private_data of a non-socket file is something else: a socket points back */
 	if (!sock || BPF_CORE_READ(sock, file) != file)
 		return 0;
 	return BPF_CORE_READ(sock, sk);
 }
 
-static __always_inline __u8 read_opts(struct sock *sk, struct sock_common *skc)
+static __always_inline __u8 read_opts(struct sock *sk, struct sock_common *skc, bool fast)
 {
 	__u8 opts = 0;
 	struct inet_sock *inet = (struct inet_sock *)sk;
 
 	if (bpf_core_field_exists(inet->inet_flags)) {
-		unsigned long flags = BPF_CORE_READ(inet, inet_flags);
+		unsigned long flags = fast ? CAST(sk, struct inet_sock)->inet_flags
+					   : BPF_CORE_READ(inet, inet_flags);
 		if (flags & (1UL << INET_FLAGS_FREEBIND))
 			opts |= OPT_FREEBIND;
 		if (flags & (1UL << INET_FLAGS_TRANSPARENT))
@@ -140,8 +153,7 @@ static __always_inline __u8 read_opts(struct sock *sk, struct sock_common *skc)
 
 /* bind(2) has returned: the arguments are still in the caller's saved
  * registers, so no entry program (and no per-thread map) is needed. */
-SEC("tracepoint/syscalls/sys_exit_bind")
-int bind_exit(struct trace_event_raw_sys_exit *ctx)
+static __always_inline int on_bind_exit(struct trace_event_raw_sys_exit *ctx, bool fast)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	__s32 ret = (__s32)ctx->ret;
@@ -165,7 +177,7 @@ int bind_exit(struct trace_event_raw_sys_exit *ctx)
 	__u64 uaddr = regs->si;
 	__u32 addrlen = (__u32)regs->dx;
 
-	struct sock *sk = fd_to_sock(task, fd);
+	struct sock *sk = fd_to_sock(task, fd, fast);
 	if (!sk)
 		return 0;
 
@@ -173,12 +185,18 @@ int bind_exit(struct trace_event_raw_sys_exit *ctx)
 	struct scratch *sc = bpf_map_lookup_elem(&scratch, &zero);
 	if (!sc)
 		return 0;
-	__u32 skc_size = bpf_core_type_size(struct sock_common);
-	if (skc_size > SKC_BUF)
-		skc_size = SKC_BUF;
-	if (bpf_probe_read_kernel(sc->skc, skc_size, sk))
-		return 0;
-	struct sock_common *skc = (struct sock_common *)sc->skc;
+	struct sock_common *skc;
+	if (fast) {
+		skc = CAST(sk, struct sock_common);
+	} else {
+		/* one bulk copy instead of a helper call per field */
+		__u32 skc_size = bpf_core_type_size(struct sock_common);
+		if (skc_size > SKC_BUF)
+			skc_size = SKC_BUF;
+		if (bpf_probe_read_kernel(sc->skc, skc_size, sk))
+			return 0;
+		skc = (struct sock_common *)sc->skc;
+	}
 	__u16 family = skc->skc_family;
 	if (family != AF_INET && family != AF_INET6)
 		return 0; /* unix, netlink, packet...: not a network bind */
@@ -187,11 +205,12 @@ int bind_exit(struct trace_event_raw_sys_exit *ctx)
 	struct bind_key *k = &e->key;
 	__builtin_memset(k, 0, sizeof(*k));
 
-	k->netns = BPF_CORE_READ(skc, skc_net.net, ns.inum);
+	k->netns = fast ? skc->skc_net.net->ns.inum : BPF_CORE_READ(skc, skc_net.net, ns.inum);
 	if (cfg.filter_netns && k->netns != cfg.netns)
 		return 0;
 
-	k->port = bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	k->port = bpf_ntohs(fast ? CAST(sk, struct inet_sock)->inet_sport
+				 : BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
 	/* the requested sockaddr, as the caller passed it: one fixed-size read
 	 * (a sockaddr_in6); if that crosses the end of the caller's mapping,
 	 * a sockaddr_in's worth. addrlen says how much of it is meaningful. */
@@ -221,8 +240,9 @@ int bind_exit(struct trace_event_raw_sys_exit *ctx)
 		k->family = 6;
 		__builtin_memcpy(k->addr, &skc->skc_v6_rcv_saddr, 16);
 	}
-	k->proto = BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol);
-	k->opts = read_opts(sk, skc);
+	k->proto = fast ? BPF_CORE_READ_BITFIELD(CAST(sk, struct sock), sk_protocol)
+			: BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol);
+	k->opts = read_opts(sk, skc, fast);
 	k->bound_dev_if = skc->skc_bound_dev_if;
 	k->ret = ret;
 	k->pid = pid_tgid >> 32;
@@ -263,6 +283,20 @@ int bind_exit(struct trace_event_raw_sys_exit *ctx)
 	if (bpf_ringbuf_output(&events, e, sizeof(*e), 0))
 		stat_inc(STAT_LOST);
 	return 0;
+}
+
+/* The loader keeps one of the two: bind_exit where bpf_rdonly_cast exists
+ * (6.2+), else bind_exit_compat (5.15+: probe reads). */
+SEC("tracepoint/syscalls/sys_exit_bind")
+int bind_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_bind_exit(ctx, true);
+}
+
+SEC("tracepoint/syscalls/sys_exit_bind")
+int bind_exit_compat(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_bind_exit(ctx, false);
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -261,3 +261,33 @@ def test_netns_filter_by_inode():
         assert [(e["pid"], e["netns"], e["port"]) for e in events] == [(pid, inode, 47111)]
     finally:
         subprocess.run(["ip", "netns", "del", name], check=True)
+
+
+def test_compat_build_reports_the_same_fields(monkeypatch):
+    """The probe-read build (kernels 5.15-6.1) and the bpf_rdonly_cast build (6.2+)
+    report the same values for the same binds; this kernel can load both."""
+    from bindtrace.trace import Tracer
+
+    def work():
+        socks.append(bind_once(socket.AF_INET6, socket.SOCK_DGRAM, ("::1", 0),
+                               [(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)]))
+        socks.append(bind_once(socket.AF_INET, socket.SOCK_STREAM, ("127.0.0.1", 47120),
+                               [(socket.SOL_SOCKET, SO_BINDTODEVICE, b"lo"),
+                                (socket.IPPROTO_IP, IP_TRANSPARENT, 1)]))
+        with pytest.raises(OSError):
+            bind_once(socket.AF_INET, socket.SOCK_STREAM, ("127.0.0.1", 47120))
+    seen = {}
+    for build in ("fast", "compat"):
+        if build == "compat":
+            monkeypatch.setenv("BINDTRACE_CORE_PROGRAM", "compat")
+        socks = []
+        with Tracer(mine(ignore_errors=False)) as t:
+            assert t.backend.program == {"fast": b"bind_exit", "compat": b"bind_exit_compat"}[build]
+        _, events, _ = trace_around(mine(ignore_errors=False), work)
+        for s in socks:
+            s.close()
+        seen[build] = [{k: v for k, v in e.items() if k not in ("timestamp", "port")}
+                       for e in events]
+        assert [e["error"] for e in events] == [None, None, "EADDRINUSE"]
+        assert events[1]["opts"] == "...T." and events[1]["if"] == "lo"
+    assert seen["fast"] == seen["compat"]

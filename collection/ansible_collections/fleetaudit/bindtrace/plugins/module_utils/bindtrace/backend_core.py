@@ -6,6 +6,7 @@ loaded in the kernel; everything is owned by this process's fds, so even a
 SIGKILL releases it."""
 import ctypes
 import errno
+import os
 import struct
 import time
 
@@ -18,7 +19,9 @@ from .events import EVENT_FMT, KEY_FMT, STATS_FMT
 CONFIG_FMT = struct.Struct("<10I16s")  # struct bind_config of bpf/bind.h
 STAT_LOST, STAT_SUMMARY_FULL, STAT_INFLIGHT_FULL, STAT_SEEN = range(4)
 MODE_EVENTS, MODE_SUMMARY = 0, 1
-PROGRAMS = (b"bind_exit",)
+# Two builds of one program: bind_exit reads fields through bpf_rdonly_cast
+# (Linux 6.2+), bind_exit_compat through probe reads (5.15+). One is loaded.
+FAST, COMPAT = b"bind_exit", b"bind_exit_compat"
 LOG_SIZE = 1 << 20
 
 
@@ -55,8 +58,18 @@ class CoreBackend(object):
         self._pending = []
         self._cb = None
         self.ncpu = self.lib.libbpf_num_possible_cpus()
+        forced = os.environ.get("BINDTRACE_CORE_PROGRAM")  # tests: "compat" on a new kernel
+        choices = [COMPAT] if forced == "compat" else [FAST, COMPAT]
         try:
-            self._open_and_load(cfg, netns_inode)
+            for i, program in enumerate(choices):
+                try:
+                    self._open_and_load(cfg, netns_inode, program)
+                    break
+                except BindtraceError:
+                    if i == len(choices) - 1:
+                        raise
+                    self._close_object()  # an older kernel: retry with the compat build
+            self.program = program
             self._attach()
             if cfg.mode == "events":
                 self._open_ringbuf()
@@ -71,7 +84,7 @@ class CoreBackend(object):
             raise BindtraceError("internal: map %s missing from the BPF object" % name)
         return m
 
-    def _open_and_load(self, cfg, netns_inode):
+    def _open_and_load(self, cfg, netns_inode, program):
         from .preflight import btf_path
         data = bpf_object.object_bytes()
         self._buf = ctypes.create_string_buffer(data, len(data))
@@ -89,6 +102,11 @@ class CoreBackend(object):
             raise BindtraceError("cannot open the BPF object: %s; the host needs libbpf >= 1.0 "
                                  "and kernel BTF at %s" % (libbpf.errno_text(err), btf_path()))
         self._write_rodata(pack_config(cfg, netns_inode))
+        for name in (FAST, COMPAT):
+            prog = self.lib.bpf_object__find_program_by_name(self.obj, name)
+            if not prog or self.lib.bpf_program__set_autoload(prog, name == program):
+                raise BindtraceError("internal: program %s missing from the BPF object"
+                                     % name.decode())
         if self.lib.bpf_map__set_max_entries(self._map("events"), cfg.ringbuf_bytes) or \
                 self.lib.bpf_map__set_max_entries(self._map("summary"), cfg.summary_entries):
             raise BindtraceError("internal: cannot size the BPF maps")
@@ -126,7 +144,7 @@ class CoreBackend(object):
         ctypes.memmove(ptr, blob, len(blob))
 
     def _attach(self):
-        for name in PROGRAMS:
+        for name in (self.program,):
             prog = self.lib.bpf_object__find_program_by_name(self.obj, name)
             link = self.lib.bpf_program__attach(prog) if prog else None
             if not link:
@@ -215,6 +233,9 @@ class CoreBackend(object):
         if self.rb:
             self.lib.ring_buffer__free(self.rb)
             self.rb = None
+        self._close_object()
+
+    def _close_object(self):
         if self.obj:
             self.lib.bpf_object__close(self.obj)
             self.obj = None
