@@ -7,13 +7,28 @@ next run.
 import json
 import time
 
+from . import parallel
+from .parallel import gc_paused
 from .factcheck import baseline_problem, facts_problem
-from .sanitize import clean_text, clean_tree
+from .jsontext import facts_text
+from .sanitize import clean_text, clean_walk
 
 REPORT_SCHEMA = 1
 REPORT_KIND = "bindtrace-fleet-report"
 STATUSES = ("ok", "failed", "unreachable", "unsupported")
 TOP_PORTS = 10
+
+
+class ReportModel(dict):
+    """The model (a plain dict to every reader, json.dumps and ==) with a
+    private cache of derived data: each host's facts as report.json text
+    and the table rows, computed once for all renderers. The model is read
+    only once built; the caches are keyed by the identity of what they
+    were derived from."""
+
+    def __init__(self, *args, **kw):
+        dict.__init__(self, *args, **kw)
+        self.cache = {}
 
 
 class BindReportError(Exception):
@@ -69,18 +84,29 @@ def _sort_listeners(listeners):
                                             str(l.get("addr")), str(l.get("comm"))))
 
 
-def _host_entry(name, raw):
+def _raw_facts(raw):
+    facts = raw.get("facts")
+    return facts if isinstance(facts, dict) else None
+
+
+def _host_entry(name, raw, facts, text, texts):
+    """text: the facts' report.json text (None: they need cleaning first);
+    texts collects {id(facts): (facts, text)} of the facts kept."""
     status = raw.get("status")
     if status not in STATUSES:
         raise BindReportError("host %r: status %r is not one of %s" % (name, status, ", ".join(STATUSES)))
-    facts = raw.get("facts")
-    facts = clean_tree(facts) if isinstance(facts, dict) else None
+    if facts is not None and text is None:
+        # lone surrogates (undecodable bytes) or values JSON cannot encode
+        facts = clean_walk(facts)
+        text = facts_text(facts)
     msg = raw.get("msg")
     problem = facts_problem(facts) if facts is not None else None
     if problem:  # one broken or hostile host must not break the fleet's report
         status, facts = "failed", None
         msg = ("the host returned malformed bind_trace facts (%s); check that it runs this "
                "collection's trace_bind module" % problem)
+    if facts is not None and text is not None:
+        texts[id(facts)] = (facts, text)
     binds = (facts or {}).get("binds") or []
     listeners = (facts or {}).get("listeners") or []
     return {
@@ -206,13 +232,21 @@ def _summary(hosts, baseline_hosts):
     return summary
 
 
+@gc_paused()
 def build_report(host_results, baseline=None, baseline_path=None, generated=None, generator=None):
     """host_results: {inventory hostname: {"status", "facts", "msg"}} -> the report model.
 
     baseline: a loaded earlier report (load_baseline) or None; baseline_path
     only labels it.
     """
-    hosts = [_host_entry(name, raw) for name, raw in host_results.items()]
+    items = list(host_results.items())
+    raw_facts = [_raw_facts(raw) if isinstance(raw, dict) else None for _, raw in items]
+    # encoding the facts is both the UTF-8 check and report.json's text: done
+    # once, half of the hosts on the other core
+    encoded = parallel.map_split(lambda f: None if f is None else facts_text(f), raw_facts)
+    texts = {}
+    hosts = [_host_entry(name, raw, facts, text, texts)
+             for (name, raw), facts, text in zip(items, raw_facts, encoded)]
     hosts.sort(key=lambda h: h["name"])
     baseline_hosts = None
     baseline_info = None
@@ -222,7 +256,7 @@ def build_report(host_results, baseline=None, baseline_path=None, generated=None
                          "generated": baseline.get("generated"), "hosts": len(baseline_hosts)}
         for h in hosts:
             h["drift"] = _drift(h, baseline_hosts.get(h["name"]))
-    return {
+    model = ReportModel({
         "schema": REPORT_SCHEMA,
         "kind": REPORT_KIND,
         "generated": generated or now_rfc3339(),
@@ -230,4 +264,6 @@ def build_report(host_results, baseline=None, baseline_path=None, generated=None
         "baseline": baseline_info,
         "summary": _summary(hosts, baseline_hosts),
         "hosts": hosts,
-    }
+    })
+    model.cache["facts_text"] = texts
+    return model

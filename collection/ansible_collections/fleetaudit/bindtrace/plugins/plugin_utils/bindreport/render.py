@@ -1,20 +1,25 @@
-"""Pure renderers: model -> text of report.json / report.md / report.html /
-junit.xml, each from a jinja2 template next to this file."""
+"""Pure renderers: model -> text of report.json (jsontext) / report.md /
+report.html / junit.xml (jinja2 templates next to this file). The big tables
+(every bind of the fleet, each host's listeners) are built here in plain
+Python from the shared column table, each distinct value escaped once; the
+templates lay out the page around them."""
 import base64
 import hashlib
 import json
 import os
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
+from . import jsontext, parallel, views
+from .parallel import gc_paused
 from .sanitize import markdown, one_line, visible
-from . import views
+from .table import Cells, bind_table, listener_rows, unexpected_listeners
 
 TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 # format name -> (file name, template, autoescape, per-expression escaping)
 FORMATS = {
-    "json": ("report.json", "report.json.j2", False, None),
+    "json": ("report.json", None, False, None),   # jsontext: the model itself
     "md": ("report.md", "report.md.j2", False, markdown),
     "html": ("report.html", "report.html.j2", True, visible),
     "junit": ("junit.xml", "junit.xml.j2", True, visible),
@@ -22,21 +27,67 @@ FORMATS = {
 _envs = {}
 
 
-def _compact(value):
-    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+def _html(value):
+    return str(escape(visible(value)))
 
 
-def _json(value, level=0):
-    """Readable, diffable JSON: objects expanded, and every element of a list
-    of objects (a bind, a listener) on one line; continuation lines indented
-    to `level` steps."""
-    pad = "  " * (level + 1)
-    if isinstance(value, dict) and value:
-        items = [pad + _compact(k) + ": " + _json(v, level + 1) for k, v in value.items()]
-        return "{\n" + ",\n".join(items) + "\n" + "  " * level + "}"
-    if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
-        return "[\n" + ",\n".join(pad + _compact(v) for v in value) + "\n" + "  " * level + "]"
-    return _compact(value)
+def _typed(render):
+    """Cells keyed by (type, value): rows of dicts mix 1, 1.0 and True."""
+    return Cells(lambda tv: render(tv[1]))
+
+
+def html_bind_rows(model):
+    """Every <tr> of the #binds table (as the template wrote them), built
+    column by column: each distinct value escaped once."""
+    bt = bind_table(model)
+    cols = [bt.rendered(key, lambda v, key=key: '<td class="%s">%s</td>' % (key, _html(v)))
+            for _, key in bt.titles]
+    cols.append(bt.rendered("count", lambda v: "<td>%s</td>" % _html(v)))
+    cols.append(bt.rendered("user", lambda v: "<td>%s</td>" % _html(v)))
+    classes = {(False, False): '<tr class="">', (True, False): '<tr class="unexpected">',
+               (False, True): '<tr class=" bind-error">', (True, True): '<tr class="unexpected bind-error">'}
+    starts = [classes[u, bool(e)] for u, e in zip(bt.unexpected, bt.columns["error"])]
+    ends = ["</tr>\n"] * bt.size
+    return "".join(map("".join, zip(starts, *cols + [ends])))
+
+
+def _md_cell(value):
+    return " %s |" % markdown(value)
+
+
+def _md_verdict(value):
+    return (" **%s** |" if value == "unexpected" else " %s |") % markdown(value)
+
+
+def md_bind_rows(model):
+    """Every row of the Markdown bind table, column by column."""
+    bt = bind_table(model)
+    cols = [["|"] * bt.size]
+    cols.extend(bt.rendered(key, _md_verdict if key == "verdict" else _md_cell) for _, key in bt.titles)
+    cols.append(bt.rendered("count", lambda v: " %s |\n" % markdown(v)))
+    return "".join(map("".join, zip(*cols)))
+
+
+def _listener_body(fmt):
+    """Rows of one host's listener table, as the templates wrote them."""
+    if fmt == "html":
+        cells = _typed(_html)
+
+        def row(r, cols):
+            return ('<tr class="%s">' % ("unexpected" if r["unexpected"] else "")
+                    + "".join('<td class="%s">%s</td>' % (key, cells[type(r[key]), r[key]])
+                              for _, key in cols) + "</tr>\n")
+    else:
+        cells = _typed(markdown)
+
+        def row(r, cols):
+            return "|" + "".join(
+                (" **%s** |" if r["unexpected"] and key == "verdict" else " %s |")
+                % cells[type(r[key]), r[key]] for _, key in cols) + "\n"
+
+    def body(rows, cols):
+        return Markup("".join(row(r, cols) for r in rows))
+    return body
 
 
 def _finalizer(escape):
@@ -54,7 +105,7 @@ def _env(fmt):
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=autoescape,
                                  finalize=_finalizer(escape), undefined=jinja2.ChainableUndefined,
                                  keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
-        env.filters.update(json=_json, one_line=one_line, visible=visible, md=markdown)
+        env.filters.update(json=jsontext.pretty, one_line=one_line, visible=visible, md=markdown)
         _envs[fmt] = env
     return _envs[fmt]
 
@@ -77,9 +128,9 @@ def junit_cases(model):
     """One test case per host: a failed or unsupported trace or an
     unexpected listener is a failure, an unreachable host an error."""
     cases = []
-    for host in model["hosts"]:
+    for host, lrows in zip(model["hosts"], listener_rows(model)):
         facts = host["facts"] or {}
-        unexpected = [r for r in views.listener_rows(host) if r["unexpected"]]
+        unexpected = [r for r in lrows if r["unexpected"]]
         case = {"name": host["name"], "kind": None, "type": None, "message": None, "body": [],
                 "time": (facts.get("window") or {}).get("duration") or 0,
                 "out": ["status: " + host["status"],
@@ -108,12 +159,19 @@ def junit_cases(model):
     return cases
 
 
+@gc_paused()
 def render(model, fmt):
     """model -> text of one format ("json", "md", "html", "junit")."""
     if fmt not in FORMATS:
         raise ValueError("unknown report format %r: use one of %s" % (fmt, ", ".join(FORMATS)))
-    rows = views.bind_rows(model)
-    context = {"model": model, "rows": rows, "columns": views.bind_columns(rows), "views": views}
+    if fmt == "json":
+        return jsontext.report_text(model, getattr(model, "cache", {}).get("facts_text"))
+    context = {"model": model, "views": views}
+    if fmt in ("html", "md"):
+        rows = html_bind_rows if fmt == "html" else md_bind_rows
+        context.update(columns=bind_table(model).titles, unexpected_listeners=unexpected_listeners(model),
+                       listener_rows=listener_rows(model), listener_body=_listener_body(fmt),
+                       bind_rows=lambda: Markup(rows(model)))
     if fmt == "html":
         script, style = _asset("report.js"), _asset("report.css")
         context.update(script=Markup(script), style=Markup(style), script_hash=_csp_hash(script),

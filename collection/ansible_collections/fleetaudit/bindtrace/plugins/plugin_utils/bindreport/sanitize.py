@@ -50,13 +50,13 @@ def one_line(value):
     return visible(_SPACES.sub(" ", clean_text(value)).strip())
 
 
-def _clean_walk(obj):
+def clean_walk(obj):
     if isinstance(obj, str):
         return clean_text(obj)
     if isinstance(obj, dict):
-        return {clean_text(k): _clean_walk(v) for k, v in obj.items()}
+        return {clean_text(k): clean_walk(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_clean_walk(v) for v in obj]
+        return [clean_walk(v) for v in obj]
     return obj
 
 
@@ -67,7 +67,7 @@ def clean_tree(obj):
         json.dumps(obj, ensure_ascii=False).encode("utf-8")   # fails on lone surrogates
         return obj
     except (TypeError, ValueError, UnicodeEncodeError):
-        return _clean_walk(obj)
+        return clean_walk(obj)
 
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")

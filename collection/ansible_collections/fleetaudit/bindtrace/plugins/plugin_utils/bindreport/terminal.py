@@ -1,7 +1,9 @@
 """The terminal table and summary: plain text, every cell made visible
 (control characters escaped) so a process name cannot drive the terminal."""
+from .parallel import gc_paused
 from .sanitize import one_line, visible
 from . import views
+from .table import bind_table, unexpected_listeners
 
 MAX_CELL = 48
 
@@ -25,6 +27,22 @@ def table(columns, rows):
     return out
 
 
+def bind_lines(model):
+    """The fleet's bind table as table() lays it out, built column by
+    column: each distinct value is escaped and padded once."""
+    bt = bind_table(model)
+    columns = bt.titles
+    texts = [bt.texts(key, _cell) for _, key in columns]
+    widths = [max([len(title)] + [len(t) for t in col]) for (title, _), col in zip(columns, texts)]
+    padded = []
+    for (_, key), col, width in zip(columns, texts, widths):
+        col = [t.ljust(width) for t in col]
+        padded.append(map(col.__getitem__, bt.codes[key]))
+    out = ["  ".join(t.ljust(w) for (t, _), w in zip(columns, widths)).rstrip()]
+    out.extend(line.rstrip() for line in map("  ".join, zip(*padded)))
+    return out
+
+
 def _summary_lines(model):
     """(text, style) pairs; style None, "unexpected", "failed", "new" or "gone"."""
     s = model["summary"]
@@ -39,7 +57,7 @@ def _summary_lines(model):
     for h in views.not_traced(model):
         out.append(("  %s %s: %s" % (h["status"].upper(), _cell(h["name"]), one_line(h["reason"])),
                     "failed"))
-    unexpected = views.unexpected_listeners(model)
+    unexpected = unexpected_listeners(model)
     if unexpected:
         out.append(("unexpected listeners by host:", None))
         for name, rows in unexpected:
@@ -77,18 +95,20 @@ def _summary_lines(model):
     return out
 
 
+@gc_paused()
 def terminal_lines(model):
     """model -> [(text, style)]: the table (unexpected rows styled) and the
     summary, for front-ends that colour lines; text is already inert."""
-    rows = views.bind_rows(model)
-    lines = table(views.bind_columns(rows), rows)
+    lines = bind_lines(model)
     out = [(lines[0], None)]
-    out.extend((line, "unexpected" if r["unexpected"] else None) for line, r in zip(lines[1:], rows))
+    styles = [None, "unexpected"]
+    out.extend(zip(lines[1:], [styles[u] for u in bind_table(model).unexpected]))
     out.append(("", None))
     out.extend(_summary_lines(model))
     return out
 
 
+@gc_paused()
 def render_terminal(model):
     """model -> the plain text printed at the end of the play."""
     return "\n".join(text for text, _ in terminal_lines(model)) + "\n"

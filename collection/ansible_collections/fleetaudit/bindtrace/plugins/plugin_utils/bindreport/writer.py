@@ -4,6 +4,7 @@ either the previous complete file or the new one, never half of it."""
 import os
 import tempfile
 
+from .parallel import gc_paused
 from .model import BindReportError
 from .render import FORMATS, render
 
@@ -50,6 +51,7 @@ def write_atomic(path, text):
     return path
 
 
+@gc_paused()
 def write_reports(model, outdir, formats=None):
     """Render and write each format into outdir -> {format: path}."""
     formats = parse_formats(formats)
