@@ -45,6 +45,11 @@ def facts_text(facts):
 
 def report_text(model, cached=None):
     """The whole report.json (the layout of the former template)."""
+    return "".join(report_parts(model, cached))
+
+
+def report_parts(model, cached=None):
+    """report.json as a list of pieces (the writer need not join them)."""
     parts = ["{\n"]
     for key in ("schema", "kind", "generated", "generator"):
         parts.append('  "%s": %s,\n' % (key, compact(model[key])))
@@ -55,4 +60,4 @@ def report_text(model, cached=None):
     for i, host in enumerate(hosts):
         parts.append("    " + pretty(host, 2, cached) + (",\n" if i < len(hosts) - 1 else "\n"))
     parts.append("  ]\n}\n")
-    return "".join(parts)
+    return parts

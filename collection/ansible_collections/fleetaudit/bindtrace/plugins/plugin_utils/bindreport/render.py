@@ -160,6 +160,14 @@ def junit_cases(model):
 
 
 @gc_paused()
+def render_parts(model, fmt):
+    """render() as a list of pieces whose concatenation is the text."""
+    if fmt == "json":
+        return jsontext.report_parts(model, getattr(model, "cache", {}).get("facts_text"))
+    return [render(model, fmt)]
+
+
+@gc_paused()
 def render(model, fmt):
     """model -> text of one format ("json", "md", "html", "junit")."""
     if fmt not in FORMATS:

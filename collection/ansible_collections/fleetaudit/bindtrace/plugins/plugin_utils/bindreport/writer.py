@@ -3,10 +3,11 @@ fsync, mode 0640, then os.replace, so a reader (CI, a scheduled diff) sees
 either the previous complete file or the new one, never half of it."""
 import os
 import tempfile
+import threading
 
 from .parallel import gc_paused
 from .model import BindReportError
-from .render import FORMATS, render
+from .render import FORMATS, render_parts
 
 FILE_MODE = 0o640
 DIR_MODE = 0o750
@@ -32,42 +33,98 @@ def parse_formats(formats):
     return tuple(out)
 
 
-def write_atomic(path, text):
+def _write_temp(path, parts):
+    """parts -> a private, fsynced temporary file next to path -> its name."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+            f.writelines(parts)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, FILE_MODE)
+    except BaseException:
+        _unlink(tmp)
+        raise
+    return tmp
+
+
+def _unlink(tmp):
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+
+
+def write_atomic(path, text):
+    tmp = _write_temp(path, [text])
+    try:
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        _unlink(tmp)
         raise
     return path
 
 
+class _Writer(threading.Thread):
+    """Writes one temporary file while the next format renders: the write
+    and fsync wait on the disk outside the GIL."""
+
+    def __init__(self, path, parts):
+        threading.Thread.__init__(self, name="bindreport-write", daemon=True)
+        self.path, self.parts, self.tmp, self.error = path, parts, None, None
+        self.start()
+
+    def run(self):
+        try:
+            self.tmp = _write_temp(self.path, self.parts)
+        except BaseException as e:   # reported by write_reports, in the caller's thread
+            self.error = e
+        self.parts = None
+
+
+def _write_error(path, e):
+    return BindReportError("cannot write %s (%s): set the bind_report output_dir option or "
+                           "BIND_REPORT_DIR to a writable directory" % (path, e.strerror))
+
+
 @gc_paused()
 def write_reports(model, outdir, formats=None):
-    """Render and write each format into outdir -> {format: path}."""
+    """Render and write each format into outdir -> {format: path}.
+
+    Each format goes to a temporary file (written in the background while
+    the next renders); only when every format rendered and reached the disk
+    are they renamed over the previous reports: a template or disk error
+    leaves the old reports in place and no temporary file behind."""
     formats = parse_formats(formats)
     try:
         os.makedirs(outdir, mode=DIR_MODE, exist_ok=True)
     except OSError as e:
         raise BindReportError("cannot create report directory %s (%s): set the bind_report output_dir "
                               "option or BIND_REPORT_DIR to a writable directory" % (outdir, e.strerror))
-    # render everything first: a template error leaves the old reports in place
-    texts = {fmt: render(model, fmt) for fmt in formats}
+    writers = []
+    try:
+        for fmt in formats:
+            writers.append(_Writer(os.path.join(outdir, FORMATS[fmt][0]), render_parts(model, fmt)))
+    finally:
+        for w in writers:
+            w.join()
+        failed = [w for w in writers if w.error is not None]
+        if failed or len(writers) < len(formats):
+            for w in writers:
+                if w.tmp:
+                    _unlink(w.tmp)
+    for w in failed:
+        if isinstance(w.error, OSError):
+            raise _write_error(w.path, w.error)
+        raise w.error
     paths = {}
-    for fmt in formats:
-        path = os.path.join(outdir, FORMATS[fmt][0])
+    for fmt, w in zip(formats, writers):
         try:
-            paths[fmt] = write_atomic(path, texts[fmt])
+            os.replace(w.tmp, w.path)
         except OSError as e:
-            raise BindReportError("cannot write %s (%s): set the bind_report output_dir option or "
-                                  "BIND_REPORT_DIR to a writable directory" % (path, e.strerror))
+            for later in writers[len(paths):]:
+                _unlink(later.tmp)
+            raise _write_error(w.path, e)
+        paths[fmt] = w.path
     return paths
