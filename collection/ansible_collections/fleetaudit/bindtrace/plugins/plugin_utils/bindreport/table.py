@@ -76,6 +76,10 @@ def _if_name(name, index):
     return "" if not index else str(index)
 
 
+IDENTITY = ("k8s_node", "k8s_namespace", "k8s_pod", "k8s_container")
+_TEXT_TYPES = {str, type(None)}
+
+
 def _text_key(value):
     # identity values are any scalar: str() keeps 1 and True apart in Cells
     return value if value is None or type(value) is str else str(value)
@@ -114,28 +118,36 @@ class BindTable(object):
         if any(cols["k8s_container"]):
             titles.append(views.CONTAINER_COLUMN)
         titles.extend(views.SEED_COLUMNS)
-        for key in ("k8s_node", "k8s_namespace", "k8s_pod", "k8s_container"):
-            if any(v is not None and type(v) is not str for v in cols[key]):
-                cols[key] = [_text_key(v) for v in cols[key]]
         if any(cols["error"]):
             titles.append(("ERROR", "error"))
         self.titles = titles          # = views.bind_columns(views.bind_rows(model))
         # each column as codes into its distinct values: renderers escape the
         # distinct values only, then index (cheaper than a lookup per cell)
-        self.codes, self.distinct = {}, {}
-        for key, col in cols.items():
+        self._codes = {}
+
+    def codes(self, key):
+        """(codes, distinct values) of a column, made on first use."""
+        if key not in self._codes:
+            col = self.columns[key]
             index = _Index()
-            self.codes[key] = list(map(index.__getitem__, col))
-            self.distinct[key] = list(index)
+            codes = list(map(index.__getitem__, col))
+            if key in IDENTITY and not {type(v) for v in index} <= _TEXT_TYPES:
+                # mixed scalars (1 == True == 1.0): code their str() instead
+                col = self.columns[key] = [_text_key(v) for v in col]
+                index = _Index()
+                codes = list(map(index.__getitem__, col))
+            self._codes[key] = (codes, list(index))
+        return self._codes[key]
 
     def rendered(self, key, render):
         """The column `key`, each cell render(value)."""
-        texts = [render(v) for v in self.distinct[key]]
-        return list(map(texts.__getitem__, self.codes[key]))
+        codes, distinct = self.codes(key)
+        texts = [render(v) for v in distinct]
+        return list(map(texts.__getitem__, codes))
 
     def texts(self, key, render):
         """render(value) of each distinct value of the column."""
-        return [render(v) for v in self.distinct[key]]
+        return [render(v) for v in self.codes(key)[1]]
 
 
 class _Index(dict):

@@ -37,9 +37,9 @@ def bind_lines(model):
     padded = []
     for (_, key), col, width in zip(columns, texts, widths):
         col = [t.ljust(width) for t in col]
-        padded.append(map(col.__getitem__, bt.codes[key]))
+        padded.append(map(col.__getitem__, bt.codes(key)[0]))
     out = ["  ".join(t.ljust(w) for (t, _), w in zip(columns, widths)).rstrip()]
-    out.extend(line.rstrip() for line in map("  ".join, zip(*padded)))
+    out.extend(map(str.rstrip, map("  ".join, zip(*padded))))
     return out
 
 
