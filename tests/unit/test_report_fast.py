@@ -7,13 +7,15 @@ import gc
 import json
 import os
 import re
+import stat
 
 import jinja2
 import pytest
 from markupsafe import escape
 
 import report_facts as rf
-from bindreport import build_report, parallel, render, render_terminal, terminal, views
+from bindreport import (BindReportError, build_report, parallel, render, render_terminal, terminal,
+                        views, write_reports, writer)
 from bindreport.factcheck import facts_problem
 from bindreport.jsontext import pretty, report_text
 from bindreport.sanitize import markdown, visible
@@ -135,3 +137,55 @@ def test_shape_check_fast_path_still_refuses_and_names_the_record():
 def test_pretty_keeps_the_diffable_layout():
     assert pretty({"a": [{"b": 1}, {"c": [2]}], "d": {}, "e": [1, 2]}) == (
         '{\n  "a": [\n    {"b": 1},\n    {"c": [2]}\n  ],\n  "d": {},\n  "e": [1, 2]\n}')
+
+
+def _files(d):
+    return {n: open(os.path.join(d, n), "rb").read() for n in sorted(os.listdir(d))}
+
+
+def test_forked_writer_writes_the_same_files(tmp_path, monkeypatch):
+    m = build_report(hostile_fleet(), generated="2026-11-25T12:00:00Z")
+    for enabled in (True, False):
+        monkeypatch.setattr(parallel, "ENABLED", enabled)
+        # single-threaded here: the forked path is the one taken on a multi-core machine
+        assert parallel.can_fork() == (enabled and parallel._cpus() > 1)
+        write_reports(m, str(tmp_path / str(enabled)))
+    assert _files(str(tmp_path / "True")) == _files(str(tmp_path / "False"))
+    assert sorted(_files(str(tmp_path / "True"))) == ["junit.xml", "report.html", "report.json", "report.md"]
+    for name in os.listdir(str(tmp_path / "True")):
+        assert stat.S_IMODE(os.stat(str(tmp_path / "True" / name)).st_mode) == 0o640
+
+
+@pytest.mark.parametrize("enabled", [True, False], ids=["forked", "serial"])
+@pytest.mark.parametrize("broken", ["html", "json"])
+def test_a_failed_format_leaves_old_reports_and_no_temp_files(tmp_path, monkeypatch, enabled, broken):
+    monkeypatch.setattr(parallel, "ENABLED", enabled)
+    write_reports(build_report(rf.fleet()), str(tmp_path))
+    before = _files(str(tmp_path))
+    real = writer.render_parts
+
+    def render_parts(model, fmt):   # in the forked child too: it inherits the patch
+        if fmt == broken:
+            raise RuntimeError("template broke on " + fmt)
+        return real(model, fmt)
+    monkeypatch.setattr(writer, "render_parts", render_parts)
+    with pytest.raises(RuntimeError, match="template broke on " + broken):
+        write_reports(build_report({}), str(tmp_path))
+    assert _files(str(tmp_path)) == before   # nothing replaced, no .tmp left
+
+
+@pytest.mark.parametrize("enabled", [True, False], ids=["forked", "serial"])
+def test_a_full_disk_names_the_file_and_leaves_old_reports(tmp_path, monkeypatch, enabled):
+    monkeypatch.setattr(parallel, "ENABLED", enabled)
+    write_reports(build_report(rf.fleet()), str(tmp_path))
+    before = _files(str(tmp_path))
+    real = writer._write_temp
+
+    def write_temp(path, parts):
+        if path.endswith("report.md"):
+            raise OSError(28, "No space left on device")
+        return real(path, parts)
+    monkeypatch.setattr(writer, "_write_temp", write_temp)
+    with pytest.raises(BindReportError, match=r"cannot write .*report\.md \(No space left on device\)"):
+        write_reports(build_report({}), str(tmp_path))
+    assert _files(str(tmp_path)) == before

@@ -41,30 +41,54 @@ def _in_child(job, w):
     os._exit(code)
 
 
+class Forked(object):
+    """job() started in a forked child now (when can_fork), its result
+    collected by result(); without a child, or when the child failed,
+    result() runs job() here."""
+
+    def __init__(self, job):
+        self.job, self.pid, self.r = job, None, None
+        if not can_fork():
+            return
+        r, w = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(r)
+            os.close(w)
+            return
+        if pid == 0:
+            os.close(r)
+            _in_child(job, w)
+        os.close(w)
+        self.pid, self.r = pid, r
+
+    def wait(self):
+        """Wait for the child -> (True, its result) or (False, None)."""
+        if self.pid is None:
+            return False, None
+        with os.fdopen(self.r, "rb") as f:
+            data = f.read()
+        _, status = os.waitpid(self.pid, 0)
+        self.pid = None
+        if status == 0 and data:
+            return True, marshal.loads(data)
+        return False, None
+
+    def result(self):
+        ok, value = self.wait()
+        return value if ok else self.job()
+
+
 def both(job_a, job_b):
     """(job_a(), job_b()), job_b in a forked child when possible."""
-    if not can_fork():
-        return job_a(), job_b()
-    r, w = os.pipe()
-    try:
-        pid = os.fork()
-    except OSError:
-        os.close(r)
-        os.close(w)
-        return job_a(), job_b()
-    if pid == 0:
-        os.close(r)
-        _in_child(job_b, w)
-    os.close(w)
+    child = Forked(job_b)
     try:
         a = job_a()
-    finally:
-        with os.fdopen(r, "rb") as f:
-            data = f.read()
-        _, status = os.waitpid(pid, 0)
-    if status == 0 and data:
-        return a, marshal.loads(data)
-    return a, job_b()
+    except BaseException:
+        child.wait()
+        raise
+    return a, child.result()
 
 
 def map_split(fn, items):

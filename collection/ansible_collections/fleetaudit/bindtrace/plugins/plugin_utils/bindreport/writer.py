@@ -5,6 +5,7 @@ import os
 import tempfile
 import threading
 
+from . import parallel
 from .parallel import gc_paused
 from .model import BindReportError
 from .render import FORMATS, render_parts
@@ -66,6 +67,21 @@ def write_atomic(path, text):
     return path
 
 
+def _write_error(path, e):
+    return BindReportError("cannot write %s (%s): set the bind_report output_dir option or "
+                           "BIND_REPORT_DIR to a writable directory" % (path, e.strerror))
+
+
+def _temp_for(model, outdir, fmt):
+    """Render fmt into its temporary file -> the temporary file's name."""
+    path = os.path.join(outdir, FORMATS[fmt][0])
+    parts = render_parts(model, fmt)
+    try:
+        return _write_temp(path, parts)
+    except OSError as e:
+        raise _write_error(path, e)
+
+
 class _Writer(threading.Thread):
     """Writes one temporary file while the next format renders: the write
     and fsync wait on the disk outside the GIL."""
@@ -78,14 +94,30 @@ class _Writer(threading.Thread):
     def run(self):
         try:
             self.tmp = _write_temp(self.path, self.parts)
-        except BaseException as e:   # reported by write_reports, in the caller's thread
+        except OSError as e:   # raised by write_reports, in the caller's thread
+            self.error = _write_error(self.path, e)
+        except BaseException as e:
             self.error = e
         self.parts = None
 
 
-def _write_error(path, e):
-    return BindReportError("cannot write %s (%s): set the bind_report output_dir option or "
-                           "BIND_REPORT_DIR to a writable directory" % (path, e.strerror))
+def _temps_job(model, outdir, formats):
+    def job():
+        done = []
+        try:
+            for fmt in formats:
+                done.append(_temp_for(model, outdir, fmt))
+        except BaseException:
+            for tmp in done:
+                _unlink(tmp)
+            raise
+        return done
+    return job
+
+
+# rendered by a forked child (the other core) while this process renders
+# the rest, when there is more than one format and forking is possible
+FORKED_FORMATS = ("html",)
 
 
 @gc_paused()
@@ -93,38 +125,52 @@ def write_reports(model, outdir, formats=None):
     """Render and write each format into outdir -> {format: path}.
 
     Each format goes to a temporary file (written in the background while
-    the next renders); only when every format rendered and reached the disk
-    are they renamed over the previous reports: a template or disk error
-    leaves the old reports in place and no temporary file behind."""
+    the next renders; html by a forked child when possible); only when every
+    format rendered and reached the disk are they renamed over the previous
+    reports: a template or disk error leaves the old reports in place and no
+    temporary file behind."""
     formats = parse_formats(formats)
     try:
         os.makedirs(outdir, mode=DIR_MODE, exist_ok=True)
     except OSError as e:
         raise BindReportError("cannot create report directory %s (%s): set the bind_report output_dir "
                               "option or BIND_REPORT_DIR to a writable directory" % (outdir, e.strerror))
-    writers = []
+    forked = [f for f in formats if f in FORKED_FORMATS] if len(formats) > 1 else []
+    here = [f for f in formats if f not in forked]
+    child = parallel.Forked(_temps_job(model, outdir, forked)) if forked else None
+    temps = {}
     try:
-        for fmt in formats:
-            writers.append(_Writer(os.path.join(outdir, FORMATS[fmt][0]), render_parts(model, fmt)))
-    finally:
-        for w in writers:
-            w.join()
-        failed = [w for w in writers if w.error is not None]
-        if failed or len(writers) < len(formats):
-            for w in writers:
-                if w.tmp:
-                    _unlink(w.tmp)
-    for w in failed:
-        if isinstance(w.error, OSError):
-            raise _write_error(w.path, w.error)
-        raise w.error
-    paths = {}
-    for fmt, w in zip(formats, writers):
+        writers = []
         try:
-            os.replace(w.tmp, w.path)
+            for fmt in here:
+                writers.append(_Writer(os.path.join(outdir, FORMATS[fmt][0]), render_parts(model, fmt)))
+        finally:
+            for fmt, w in zip(here, writers):
+                w.join()
+                if w.tmp:
+                    temps[fmt] = w.tmp
+        for w in writers:
+            if w.error is not None:
+                raise w.error
+        if child is not None:
+            temps.update(zip(forked, child.result()))
+            child = None
+    except BaseException:
+        if child is not None:
+            ok, tmps = child.wait()
+            for tmp in (tmps if ok else ()):
+                _unlink(tmp)
+        for tmp in temps.values():
+            _unlink(tmp)
+        raise
+    paths = {}
+    for i, fmt in enumerate(formats):
+        path = os.path.join(outdir, FORMATS[fmt][0])
+        try:
+            os.replace(temps[fmt], path)
         except OSError as e:
-            for later in writers[len(paths):]:
-                _unlink(later.tmp)
-            raise _write_error(w.path, e)
-        paths[fmt] = w.path
+            for later in formats[i:]:
+                _unlink(temps[later])
+            raise _write_error(path, e)
+        paths[fmt] = path
     return paths
