@@ -89,18 +89,29 @@ def _raw_facts(raw):
     return facts if isinstance(facts, dict) else None
 
 
-def _host_entry(name, raw, facts, text, texts):
-    """text: the facts' report.json text (None: they need cleaning first);
-    texts collects {id(facts): (facts, text)} of the facts kept."""
+def _encode_and_check(facts):
+    """facts -> (report.json text or None, shape problem or None)."""
+    if facts is None:
+        return None, None
+    text = facts_text(facts)
+    # unclean facts are checked again once cleaned (tuples become lists)
+    return text, (facts_problem(facts) if text is not None else None)
+
+
+def _host_entry(name, raw, facts, text_problem, texts):
+    """text_problem: _encode_and_check(facts) (text None: the facts need
+    cleaning first); texts collects {id(facts): (facts, text)} of the facts
+    kept."""
     status = raw.get("status")
     if status not in STATUSES:
         raise BindReportError("host %r: status %r is not one of %s" % (name, status, ", ".join(STATUSES)))
+    text, problem = text_problem
     if facts is not None and text is None:
         # lone surrogates (undecodable bytes) or values JSON cannot encode
         facts = clean_walk(facts)
         text = facts_text(facts)
+        problem = facts_problem(facts)
     msg = raw.get("msg")
-    problem = facts_problem(facts) if facts is not None else None
     if problem:  # one broken or hostile host must not break the fleet's report
         status, facts = "failed", None
         msg = ("the host returned malformed bind_trace facts (%s); check that it runs this "
@@ -242,11 +253,11 @@ def build_report(host_results, baseline=None, baseline_path=None, generated=None
     items = list(host_results.items())
     raw_facts = [_raw_facts(raw) if isinstance(raw, dict) else None for _, raw in items]
     # encoding the facts is both the UTF-8 check and report.json's text: done
-    # once, half of the hosts on the other core
-    encoded = parallel.map_split(lambda f: None if f is None else facts_text(f), raw_facts)
+    # once, with the shape check, half of the hosts on the other core
+    checked = parallel.map_split(_encode_and_check, raw_facts)
     texts = {}
-    hosts = [_host_entry(name, raw, facts, text, texts)
-             for (name, raw), facts, text in zip(items, raw_facts, encoded)]
+    hosts = [_host_entry(name, raw, facts, text_problem, texts)
+             for (name, raw), facts, text_problem in zip(items, raw_facts, checked)]
     hosts.sort(key=lambda h: h["name"])
     baseline_hosts = None
     baseline_info = None
