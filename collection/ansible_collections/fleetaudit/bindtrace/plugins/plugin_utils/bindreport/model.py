@@ -243,18 +243,8 @@ def _summary(hosts, baseline_hosts):
     return summary
 
 
-@gc_paused()
-def build_report(host_results, baseline=None, baseline_path=None, generated=None, generator=None):
-    """host_results: {inventory hostname: {"status", "facts", "msg"}} -> the report model.
-
-    baseline: a loaded earlier report (load_baseline) or None; baseline_path
-    only labels it.
-    """
-    items = list(host_results.items())
-    raw_facts = [_raw_facts(raw) if isinstance(raw, dict) else None for _, raw in items]
-    # encoding the facts is both the UTF-8 check and report.json's text: done
-    # once, with the shape check, half of the hosts on the other core
-    checked = parallel.map_split(_encode_and_check, raw_facts)
+def _assemble(items, raw_facts, checked, baseline, baseline_path, generated, generator):
+    """The model from the hosts' results and their (text, problem) pairs."""
     texts = {}
     hosts = [_host_entry(name, raw, facts, text_problem, texts)
              for (name, raw), facts, text_problem in zip(items, raw_facts, checked)]
@@ -277,4 +267,59 @@ def build_report(host_results, baseline=None, baseline_path=None, generated=None
         "hosts": hosts,
     })
     model.cache["facts_text"] = texts
+    return model
+
+
+# share of the hosts this process encodes when a forked child encodes the
+# rest: this process also checks every host, builds the model and its tables
+PARENT_SHARE = 0.3
+_PENDING = ""    # the child's text, not known yet: assumed encodable
+
+
+def _encode_texts(facts_list):
+    return [None if f is None else facts_text(f) for f in facts_list]
+
+
+@gc_paused()
+def build_report(host_results, baseline=None, baseline_path=None, generated=None, generator=None):
+    """host_results: {inventory hostname: {"status", "facts", "msg"}} -> the report model.
+
+    baseline: a loaded earlier report (load_baseline) or None; baseline_path
+    only labels it.
+    """
+    items = list(host_results.items())
+    raw_facts = [_raw_facts(raw) if isinstance(raw, dict) else None for _, raw in items]
+    args = (baseline, baseline_path, generated, generator)
+    # Encoding the facts is both their UTF-8 check and report.json's text,
+    # done once. With a second core, a forked child encodes most hosts while
+    # this process encodes the others, checks every host's shape, and builds
+    # the model and its tables assuming the child's hosts encode as they are;
+    # if one does not (it needs cleaning), the model is built again.
+    cut = len(raw_facts)
+    child = None
+    if len(raw_facts) >= parallel.MIN_ITEMS and parallel.can_fork():
+        cut = int(len(raw_facts) * PARENT_SHARE)
+        child = parallel.Forked(lambda: _encode_texts(raw_facts[cut:]))
+    try:
+        checked = [_encode_and_check(f) for f in raw_facts[:cut]]
+        if child is None:
+            return _assemble(items, raw_facts, checked, *args)
+        pending = [(None, None) if f is None else (_PENDING, facts_problem(f)) for f in raw_facts[cut:]]
+        model = _assemble(items, raw_facts, checked + pending, *args)
+        from .table import bind_table, listener_rows   # the renderers' tables, while the child works
+        bind_table(model)
+        listener_rows(model)
+    except BaseException:
+        if child is not None:
+            child.wait()
+        raise
+    rest = child.result()
+    if any(text is None and f is not None for f, text in zip(raw_facts[cut:], rest)):
+        checked += [(text, None if text is None else problem)
+                    for text, (_, problem) in zip(rest, pending)]
+        return _assemble(items, raw_facts, checked, *args)
+    texts = model.cache["facts_text"]
+    for f, text in zip(raw_facts[cut:], rest):
+        if f is not None and id(f) in texts:
+            texts[id(f)] = (f, text)
     return model
