@@ -82,12 +82,14 @@ def test_bind_tables_equal_the_per_row_rendering(model):
     assert "web\\\\u202etxt" in md and "\u202e" not in md  # the escape, backslash-escaped
 
 
-def test_forked_and_serial_reports_are_identical(monkeypatch):
+@pytest.mark.parametrize("fleet", [hostile_fleet, rf.fleet], ids=["needs-cleaning", "clean"])
+def test_forked_and_serial_reports_are_identical(monkeypatch, fleet):
+    # forked: the child encodes the later hosts; "evil" (lone surrogate) is one of them
     monkeypatch.setattr(parallel, "MIN_ITEMS", 2)
     out = {}
     for enabled in (True, False):
         monkeypatch.setattr(parallel, "ENABLED", enabled)
-        m = build_report(hostile_fleet(), generated="2026-11-25T12:00:00Z")
+        m = build_report(fleet(), generated="2026-11-25T12:00:00Z")
         out[enabled] = [render_terminal(m)] + [render(m, f) for f in ("json", "md", "html", "junit")]
     assert out[True] == out[False]
 
