@@ -90,6 +90,24 @@ def _listener_body(fmt):
     return body
 
 
+UNEXPECTED_KEYS = ("proto", "addr", "port", "pid", "comm", "user")
+
+
+def _unexpected_body(fmt):
+    """Rows of the unexpected-listeners table, as the templates wrote them."""
+    cells = _typed(_html if fmt == "html" else markdown)
+    if fmt == "html":
+        start, sep, end = '<tr class="unexpected"><td>', "</td><td>", "</td></tr>\n"
+    else:
+        start, sep, end = "| ", " | ", " |\n"
+
+    def body(unexpected):
+        return Markup("".join(
+            start + sep.join([cells[type(name), name]] + [cells[type(r[k]), r[k]] for k in UNEXPECTED_KEYS])
+            + end for name, rows in unexpected for r in rows))
+    return body
+
+
 def _finalizer(escape):
     def finalize(value):
         # Markup is already safe markup built by the template itself
@@ -179,6 +197,7 @@ def render(model, fmt):
         rows = html_bind_rows if fmt == "html" else md_bind_rows
         context.update(columns=bind_table(model).titles, unexpected_listeners=unexpected_listeners(model),
                        listener_rows=listener_rows(model), listener_body=_listener_body(fmt),
+                       unexpected_body=_unexpected_body(fmt),
                        bind_rows=lambda: Markup(rows(model)))
     if fmt == "html":
         script, style = _asset("report.js"), _asset("report.css")
