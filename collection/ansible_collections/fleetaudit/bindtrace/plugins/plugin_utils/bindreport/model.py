@@ -5,6 +5,7 @@ report.json is this dict, so a previous report.json is the baseline of the
 next run.
 """
 import json
+import operator
 import time
 
 from . import parallel
@@ -65,6 +66,9 @@ def classify_result(result, outcome="ok"):
         return {"status": "failed", "facts": None,
                 "msg": "the task returned no ansible_facts.bind_trace"}
     return {"status": "ok", "facts": facts, "msg": None}
+
+
+_get_count = operator.methodcaller("get", "count")
 
 
 def _count(record):
@@ -193,11 +197,14 @@ def _top_ports(hosts):
         for kind, records in (("binds", facts.get("binds") or []),
                               ("listeners", facts.get("listeners") or [])):
             for r in records:
-                if not r.get("port") or r.get("error"):
+                port = r.get("port")
+                if not port or r.get("error"):
                     continue
-                entry = ports.setdefault((r.get("proto"), r.get("port")),
-                                         {"proto": r.get("proto"), "port": r.get("port"),
-                                          "hosts": set(), "binds": 0, "listeners": 0})
+                key = (r.get("proto"), port)
+                entry = ports.get(key)
+                if entry is None:
+                    entry = ports[key] = {"proto": key[0], "port": port, "hosts": set(), "binds": 0,
+                                          "listeners": 0}
                 entry["hosts"].add(h["name"])
                 entry[kind] += _count(r) if kind == "binds" else 1
     ranked = sorted(ports.values(), key=lambda e: (-len(e["hosts"]), -e["listeners"], -e["binds"],
@@ -212,7 +219,7 @@ def _summary(hosts, baseline_hosts):
     for h in hosts:
         facts = h["facts"] or {}
         records += len(facts.get("binds") or [])
-        binds += sum(_count(b) for b in facts.get("binds") or [])
+        binds += sum(c if isinstance(c, int) else 1 for c in map(_get_count, facts.get("binds") or []))
         listeners += len(facts.get("listeners") or [])
         lost += facts.get("lost") or 0
         dropped += facts.get("dropped") or 0
