@@ -3,6 +3,7 @@ halves, paused GC) give exactly what the straightforward per-row code gives,
 on hostile fleets: names with markup, ANSI, newlines, lone surrogates, and
 identity values of mixed types (1, 1.0, True, "1")."""
 import copy
+import errno
 import gc
 import json
 import os
@@ -17,7 +18,7 @@ import report_facts as rf
 from bindreport import (BindReportError, build_report, parallel, render, render_terminal, terminal,
                         views, write_reports, writer)
 from bindreport.factcheck import facts_problem
-from bindreport.jsontext import pretty, report_text
+from bindreport.jsontext import Segment, pretty, report_text
 from bindreport.sanitize import markdown, visible
 
 # the bind rows as the report templates wrote them before the column table
@@ -145,14 +146,24 @@ def _files(d):
     return {n: open(os.path.join(d, n), "rb").read() for n in sorted(os.listdir(d))}
 
 
-def test_forked_writer_writes_the_same_files(tmp_path, monkeypatch):
+@pytest.mark.parametrize("sendfile", [True, False], ids=["sendfile", "copy"])
+def test_forked_writer_writes_the_same_files(tmp_path, monkeypatch, sendfile):
+    monkeypatch.setattr(parallel, "MIN_ITEMS", 2)
     m = build_report(hostile_fleet(), generated="2026-11-25T12:00:00Z")
+    if parallel.can_fork():   # the child's hosts went to the spill file, copied from there
+        assert any(isinstance(t, Segment) for _, t in m.cache["facts_text"].values())
+    if not sendfile:
+        def no_sendfile(*args):
+            raise OSError(errno.EINVAL, "Invalid argument")
+        monkeypatch.setattr(writer.os, "sendfile", no_sendfile)
     for enabled in (True, False):
         monkeypatch.setattr(parallel, "ENABLED", enabled)
         # single-threaded here: the forked path is the one taken on a multi-core machine
         assert parallel.can_fork() == (enabled and parallel._cpus() > 1)
         write_reports(m, str(tmp_path / str(enabled)))
     assert _files(str(tmp_path / "True")) == _files(str(tmp_path / "False"))
+    # the copied segments make the same file as encoding the plain model
+    assert _files(str(tmp_path / "True"))["report.json"] == report_text(dict(m)).encode("utf-8")
     assert sorted(_files(str(tmp_path / "True"))) == ["junit.xml", "report.html", "report.json", "report.md"]
     for name in os.listdir(str(tmp_path / "True")):
         assert stat.S_IMODE(os.stat(str(tmp_path / "True" / name)).st_mode) == 0o640

@@ -4,14 +4,16 @@ Every renderer reads only this dict (plus the derived rows of views.py), and
 report.json is this dict, so a previous report.json is the baseline of the
 next run.
 """
+import copy
 import json
 import operator
+import tempfile
 import time
 
 from . import parallel
 from .parallel import gc_paused
 from .factcheck import baseline_problem, facts_problem
-from .jsontext import facts_text
+from .jsontext import Segment, facts_text, spill_texts
 from .sanitize import clean_text, clean_walk
 
 REPORT_SCHEMA = 1
@@ -30,6 +32,12 @@ class ReportModel(dict):
     def __init__(self, *args, **kw):
         dict.__init__(self, *args, **kw)
         self.cache = {}
+
+    def __reduce__(self):   # copies and pickles are plain dicts: no cache, no spill file
+        return (dict, (dict(self),))
+
+    def __deepcopy__(self, memo):
+        return copy.deepcopy(dict(self), memo)
 
 
 class BindReportError(Exception):
@@ -283,10 +291,6 @@ PARENT_SHARE = 0.3
 _PENDING = ""    # the child's text, not known yet: assumed encodable
 
 
-def _encode_texts(facts_list):
-    return [None if f is None else facts_text(f) for f in facts_list]
-
-
 @gc_paused()
 def build_report(host_results, baseline=None, baseline_path=None, generated=None, generator=None):
     """host_results: {inventory hostname: {"status", "facts", "msg"}} -> the report model.
@@ -306,7 +310,8 @@ def build_report(host_results, baseline=None, baseline_path=None, generated=None
     child = None
     if len(raw_facts) >= parallel.MIN_ITEMS and parallel.can_fork():
         cut = int(len(raw_facts) * PARENT_SHARE)
-        child = parallel.Forked(lambda: _encode_texts(raw_facts[cut:]))
+        spill = tempfile.TemporaryFile(prefix="bindreport-")   # unlinked, mode 0600
+        child = parallel.Forked(lambda: spill_texts(raw_facts[cut:], spill))
     try:
         checked = [_encode_and_check(f) for f in raw_facts[:cut]]
         if child is None:
@@ -320,13 +325,15 @@ def build_report(host_results, baseline=None, baseline_path=None, generated=None
         if child is not None:
             child.wait()
         raise
-    rest = child.result()
+    rest = [None if where is None else Segment(spill, where[0], where[1]) for where in child.result()]
     if any(text is None and f is not None for f, text in zip(raw_facts[cut:], rest)):
         checked += [(text, None if text is None else problem)
                     for text, (_, problem) in zip(rest, pending)]
-        return _assemble(items, raw_facts, checked, *args)
-    texts = model.cache["facts_text"]
-    for f, text in zip(raw_facts[cut:], rest):
-        if f is not None and id(f) in texts:
-            texts[id(f)] = (f, text)
+        model = _assemble(items, raw_facts, checked, *args)
+    else:
+        texts = model.cache["facts_text"]
+        for f, text in zip(raw_facts[cut:], rest):
+            if f is not None and id(f) in texts:
+                texts[id(f)] = (f, text)
+    model.cache["spill"] = spill   # lives as long as the model
     return model

@@ -1,6 +1,7 @@
 """Atomic, private report files: a temporary file in the target directory,
 fsync, mode 0640, then os.replace, so a reader (CI, a scheduled diff) sees
 either the previous complete file or the new one, never half of it."""
+import errno
 import os
 import tempfile
 import threading
@@ -39,8 +40,13 @@ def _write_temp(path, parts):
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.writelines(parts)
+        with os.fdopen(fd, "wb") as f:
+            for part in parts:
+                if isinstance(part, str):
+                    f.write(part.encode("utf-8"))
+                else:
+                    f.flush()
+                    _copy_segment(part, f.fileno())
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, FILE_MODE)
@@ -48,6 +54,25 @@ def _write_temp(path, parts):
         _unlink(tmp)
         raise
     return tmp
+
+
+def _copy_segment(segment, out_fd):
+    """A jsontext.Segment of the spill file, appended to out_fd in the kernel."""
+    done = 0
+    while done < segment.length:
+        try:
+            sent = os.sendfile(out_fd, segment.file.fileno(), segment.offset + done, segment.length - done)
+        except (AttributeError, OSError) as e:
+            if isinstance(e, OSError) and e.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                raise
+            # no file-to-file sendfile here: copy through memory
+            rest = memoryview(segment.data())[done:]
+            while rest:
+                rest = rest[os.write(out_fd, rest):]
+            return
+        if sent == 0:
+            raise OSError(5, "report spill file is shorter than expected")
+        done += sent
 
 
 def _unlink(tmp):
