@@ -202,3 +202,17 @@ def test_a_full_disk_names_the_file_and_leaves_old_reports(tmp_path, monkeypatch
     with pytest.raises(BindReportError, match=r"cannot write .*report\.md \(No space left on device\)"):
         write_reports(build_report({}), str(tmp_path))
     assert _files(str(tmp_path)) == before
+
+
+def test_a_child_reaped_by_someone_else_still_counts(monkeypatch):
+    # a host program's SIGCHLD handler may reap our child before we wait for it
+    real = os.waitpid
+
+    def reaped(pid, flags):
+        real(pid, flags)
+        raise ChildProcessError(10, "No child processes")
+    monkeypatch.setattr(parallel.os, "waitpid", reaped)
+    monkeypatch.setattr(parallel, "MIN_ITEMS", 2)
+    parent = os.getpid()
+    got = parallel.map_split(lambda x: (x, os.getpid() == parent), range(4))
+    assert got == [(0, True), (1, True), (2, not parallel.can_fork()), (3, not parallel.can_fork())]

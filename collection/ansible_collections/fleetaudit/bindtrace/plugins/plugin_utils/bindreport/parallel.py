@@ -69,10 +69,18 @@ class Forked(object):
             return False, None
         with os.fdopen(self.r, "rb") as f:
             data = f.read()
-        _, status = os.waitpid(self.pid, 0)
+        try:
+            _, status = os.waitpid(self.pid, 0)
+        except ChildProcessError:
+            # reaped by the host program's own SIGCHLD handler: the child
+            # writes only once done, so complete data means it succeeded
+            status = 0
         self.pid = None
         if status == 0 and data:
-            return True, marshal.loads(data)
+            try:
+                return True, marshal.loads(data)
+            except (EOFError, ValueError, TypeError):   # cut short
+                pass
         return False, None
 
     def result(self):
