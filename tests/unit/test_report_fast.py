@@ -216,3 +216,15 @@ def test_a_child_reaped_by_someone_else_still_counts(monkeypatch):
     parent = os.getpid()
     got = parallel.map_split(lambda x: (x, os.getpid() == parent), range(4))
     assert got == [(0, True), (1, True), (2, not parallel.can_fork()), (3, not parallel.can_fork())]
+
+
+def test_a_full_temporary_directory_falls_back_to_memory(monkeypatch):
+    from bindreport import jsontext, model as report_model
+    monkeypatch.setattr(parallel, "MIN_ITEMS", 2)
+
+    def full(facts_list, file):   # in the forked child too
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(report_model, "spill_texts", full)
+    m = build_report(hostile_fleet(), generated="2026-11-25T12:00:00Z")
+    assert not any(isinstance(t, jsontext.Segment) for _, t in m.cache["facts_text"].values())
+    assert render(m, "json") == report_text(dict(m))

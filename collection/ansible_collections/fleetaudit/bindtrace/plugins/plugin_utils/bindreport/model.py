@@ -308,9 +308,14 @@ def build_report(host_results, baseline=None, baseline_path=None, generated=None
     # if one does not (it needs cleaning), the model is built again.
     cut = len(raw_facts)
     child = None
+    spill = None
     if len(raw_facts) >= parallel.MIN_ITEMS and parallel.can_fork():
+        try:
+            spill = tempfile.TemporaryFile(prefix="bindreport-")   # unlinked, mode 0600
+        except OSError:   # no usable temporary directory: all in this process
+            spill = None
+    if spill is not None:
         cut = int(len(raw_facts) * PARENT_SHARE)
-        spill = tempfile.TemporaryFile(prefix="bindreport-")   # unlinked, mode 0600
         child = parallel.Forked(lambda: spill_texts(raw_facts[cut:], spill))
     try:
         checked = [_encode_and_check(f) for f in raw_facts[:cut]]
@@ -325,7 +330,11 @@ def build_report(host_results, baseline=None, baseline_path=None, generated=None
         if child is not None:
             child.wait()
         raise
-    rest = [None if where is None else Segment(spill, where[0], where[1]) for where in child.result()]
+    ok, spilled = child.wait()
+    if ok:
+        rest = [None if where is None else Segment(spill, where[0], where[1]) for where in spilled]
+    else:   # the child failed (a full temporary directory...): encode them here
+        rest = [None if f is None else facts_text(f) for f in raw_facts[cut:]]
     if any(text is None and f is not None for f, text in zip(raw_facts[cut:], rest)):
         checked += [(text, None if text is None else problem)
                     for text, (_, problem) in zip(rest, pending)]
