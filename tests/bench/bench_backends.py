@@ -54,16 +54,24 @@ def run_bindsnoop():
         return {"error": "%s not installed (bpfcc-tools)" % BINDSNOOP}
     t0 = time.monotonic()
     p = subprocess.Popen([BINDSNOOP], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    header = None
+    header, reaped = None, None
     deadline = t0 + 120
-    while time.monotonic() < deadline and p.poll() is None:
+    # reap with wait4 only (Popen.poll would reap first and lose the rusage)
+    while time.monotonic() < deadline:
         if select.select([p.stdout], [], [], 0.05)[0]:
             header = p.stdout.readline() or None  # "" is EOF: it exited
             break
+        pid, status, usage = os.wait4(p.pid, os.WNOHANG)
+        if pid:
+            reaped = (status, usage)
+            break
     startup = time.monotonic() - t0
-    if p.poll() is None:
-        p.terminate()
-    _, status, usage = os.wait4(p.pid, 0)
+    if reaped is None:
+        p.terminate()  # attached (header seen) or stuck past the deadline
+        _, status, usage = os.wait4(p.pid, 0)
+    else:
+        status, usage = reaped
+    p.returncode = status  # reaped here: keep Popen from waiting again
     err = p.stderr.read().strip().splitlines()
     if header is None:
         return {"error": "cannot run here: %s" % (err[-1] if err else "exit %d" % status),
