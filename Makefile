@@ -34,7 +34,8 @@ bpf-check:
 	cmp bpf/bind.bpf.o /tmp/bindtrace-bpf-check/bind.bpf.o
 	$(PY) -c "import hashlib,sys; sys.path.insert(0,'collection/ansible_collections/fleetaudit/bindtrace/plugins/module_utils'); \
 	from bindtrace import bpf_object as b; d=open('bpf/bind.bpf.o','rb').read(); \
-	assert b.object_bytes()==d, 'bpf_object.py is stale: run make bpf'; print('bpf object matches its source')"
+	assert b.object_bytes()==d and b.BIND_H==open('bpf/bind.h').read(), 'bpf_object.py is stale: run make bpf'; \
+	print('bpf object matches its source')"
 
 bench: venv tracefs
 	$(PY) tests/bench/run_all.py

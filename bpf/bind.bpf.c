@@ -256,7 +256,7 @@ static __always_inline int on_bind_exit(struct trace_event_raw_sys_exit *ctx, bo
 
 	__u64 now = bpf_ktime_get_boot_ns();
 
-	if (cfg.mode == MODE_SUMMARY) {
+	if (cfg.mode == BIND_MODE_SUMMARY) {
 		struct bind_stats *st = bpf_map_lookup_elem(&summary, k);
 		if (st) {
 			__sync_fetch_and_add(&st->count, 1);

@@ -17,11 +17,11 @@
 #define STAT_LOST          0 /* ring buffer full: event not delivered */
 #define STAT_SUMMARY_FULL  1 /* summary hash full: a new distinct bind not recorded */
 #define STAT_INFLIGHT_FULL 2 /* unused since the entry program went away; slot kept for layout */
-#define STAT_SEEN          3 /* binds that passed every filter */
+#define STAT_SEEN          3 /* events mode: binds that passed every filter */
 #define STAT_MAX           4
 
-#define MODE_EVENTS  0
-#define MODE_SUMMARY 1
+#define BIND_MODE_EVENTS  0
+#define BIND_MODE_SUMMARY 1
 
 /* The identity of one bind: the summary map's key, and the head of every event. */
 struct bind_key {

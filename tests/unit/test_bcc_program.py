@@ -14,9 +14,13 @@ def struct_body(text, name):
 
 
 def test_records_are_bind_h_verbatim():
+    """The bcc program compiles bpf/bind.h as embedded by `make bpf` (not a copy)."""
     header = open(BIND_H).read()
+    from bindtrace import bpf_object
+    assert bpf_object.BIND_H == header, "bpf_object.py is stale: run make bpf"
+    assert header in bcc_program.MAIN_C
     for name in ("bind_key", "bind_event", "bind_stats"):
-        assert struct_body(bcc_program.RECORDS_C, name) == struct_body(header, name)
+        assert struct_body(bcc_program.MAIN_C, name) == struct_body(header, name)
 
 
 def test_render_main_filters_and_offsets_become_defines():

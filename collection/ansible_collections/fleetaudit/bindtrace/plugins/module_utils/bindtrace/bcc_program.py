@@ -11,41 +11,10 @@ Two programs:
 The kernel headers bcc compiles against are used for nothing but the helpers'
 declarations: no struct offset is taken from them."""
 
-# bpf/bind.h's records, verbatim (tests/unit/test_bcc_program.py compares them)
-RECORDS_C = r"""
-struct bind_key {
-	__u64 cgroup_id;
-	__u32 pid;          /* tgid, host pid namespace */
-	__u32 ppid;
-	__u32 uid;
-	__u32 gid;
-	__u32 netns;        /* inode of the socket's network namespace */
-	__u32 mntns;
-	__u32 bound_dev_if;
-	__s32 ret;          /* bind() return value: 0 or -errno */
-	__u16 proto;        /* sk_protocol */
-	__u16 port;         /* bound port after bind() */
-	__u16 req_port;     /* port the caller asked for */
-	__u8 family;        /* 4 or 6 */
-	__u8 opts;          /* OPT_* bits */
-	__u8 addr[16];      /* bound address (network order; v4 in the first 4 bytes) */
-	__u8 req_addr[16];  /* requested address */
-	char comm[TASK_COMM_LEN];
-};
+from .bpf_object import BIND_H
 
-struct bind_event {
-	struct bind_key key;
-	__u64 ts;           /* bpf_ktime_get_boot_ns() at exit */
-	__u32 tid;
-	__u32 _pad;
-};
-
-struct bind_stats {
-	__u64 count;
-	__u64 first_ts;
-	__u64 last_ts;
-};
-"""
+# bpf/bind.h itself (embedded by `make bpf`): records, option and stats numbers
+RECORDS_C = BIND_H
 
 ORACLE_CHUNK = 4096
 ORACLE_SLOTS = 16
@@ -83,18 +52,8 @@ TRACEPOINT_PROBE(syscalls, sys_enter_getppid)
 """ % {"chunk": ORACLE_CHUNK, "slots": ORACLE_SLOTS}
 
 MAIN_C = r"""
-#define TASK_COMM_LEN 16
 #define AF_INET 2
 #define AF_INET6 10
-#define OPT_FREEBIND     (1 << 0)
-#define OPT_TRANSPARENT  (1 << 1)
-#define OPT_NO_PORT      (1 << 2)
-#define OPT_REUSEADDR    (1 << 3)
-#define OPT_REUSEPORT    (1 << 4)
-#define STAT_LOST 0
-#define STAT_SUMMARY_FULL 1
-#define STAT_INFLIGHT_FULL 2
-#define STAT_SEEN 3
 """ + RECORDS_C + r"""
 struct inflight { u64 uaddr; u32 fd; u32 addrlen; };
 
