@@ -20,8 +20,10 @@ COLLECTION = os.path.join(ROOT, "collection", "ansible_collections", "fleetaudit
 HOME_DIR = "/tmp/bindtrace-ansible-test-home"
 # the module and the files this issue owns; the rest of module_utils is imported
 # by the module (the import test loads it) and has its own owners' checks
-TARGETS = ["plugins/modules/trace_bind.py", "plugins/module_utils/bindtrace/policy.py",
-           "plugins/module_utils/bindtrace/listeners.py", "galaxy.yml", "meta/runtime.yml"]
+TARGETS = ["plugins/modules/trace_bind.py", "galaxy.yml", "meta/runtime.yml"] + [
+    "plugins/module_utils/bindtrace/%s.py" % m for m in (
+        "policy", "listeners", "facts", "trace", "events", "filters", "preflight", "libbpf",
+        "backend_core", "protocols", "hangup")]
 
 GET_PIP_STANDIN = '''\
 # stand-in for ansible-test's get-pip bootstrap script (its host is not reachable here)

@@ -14,7 +14,7 @@ from . import BindtraceError
 from . import bpf_object
 from . import libbpf
 from . import ringbuf
-from .events import EVENT_FMT, KEY_FMT, STATS_FMT
+from .events import KEY_FMT, STATS_FMT
 
 CONFIG_FMT = struct.Struct("<10I16s")  # struct bind_config of bpf/bind.h
 STAT_LOST, STAT_SUMMARY_FULL, STAT_INFLIGHT_FULL, STAT_SEEN = range(4)
@@ -239,4 +239,3 @@ class CoreBackend(object):
         if self.obj:
             self.lib.bpf_object__close(self.obj)
             self.obj = None
-

@@ -117,8 +117,8 @@ def incomplete_message(facts):
     if not missed:
         return None
     return ("the allow rules could not check every bind on %s: %s; rerun the task (%s)" % (
-        facts["host"]["hostname"], ", ".join("%d %s" % (n, what) for n, what, _ in missed),
-        "; ".join(fix for _, _, fix in missed)))
+        facts["host"]["hostname"], ", ".join("%d %s" % (m[0], m[1]) for m in missed),
+        "; ".join(m[2] for m in missed)))
 
 
 def host_support(backend="auto"):

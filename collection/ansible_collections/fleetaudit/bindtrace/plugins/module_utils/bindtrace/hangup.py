@@ -19,7 +19,7 @@ def reader_gone(fd=1):
         events = poller.poll(0)
     except (OSError, ValueError):
         return False
-    return any(ev & (select.POLLERR | select.POLLHUP) for _, ev in events)
+    return any(item[1] & (select.POLLERR | select.POLLHUP) for item in events)
 
 
 class HangupStop(object):
