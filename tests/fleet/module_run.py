@@ -5,6 +5,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -13,7 +14,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 PYTHON = "/usr/bin/python3"
-PROG_NAMES = ("bind_enter", "bind_exit")
+# the kernel keeps 15 characters of a program name: bind_exit_compat -> bind_exit_compa
+PROG_NAMES = ("bind_enter", "bind_exit", "bind_exit_compa")
+
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "kernel"))
+from helpers import bpf_ids_of  # noqa: E402,F401  (one reader of /proc/<pid>/fdinfo)
 
 
 def ansible_env(tag, **extra):
@@ -138,26 +143,6 @@ def tagged_pids(tag):
         except OSError:
             continue
     return pids
-
-
-def bpf_ids_of(pid):
-    """prog/map/link ids a process holds through its fds (/proc/<pid>/fdinfo)."""
-    ids = set()
-    fddir = "/proc/%d/fdinfo" % pid
-    try:
-        fds = os.listdir(fddir)
-    except OSError:
-        return ids
-    for fd in fds:
-        try:
-            with open(os.path.join(fddir, fd)) as f:
-                for line in f:
-                    key, _, value = line.partition(":")
-                    if key in ("prog_id", "map_id", "link_id"):
-                        ids.add((key, int(value)))
-        except (OSError, ValueError):
-            continue
-    return ids
 
 
 def loaded_ids():

@@ -37,14 +37,18 @@ def bpf_ids_of(pid):
     """prog/map/link ids held by a process's fds (read from /proc/<pid>/fdinfo)."""
     ids = set()
     fddir = "/proc/%d/fdinfo" % pid
-    for fd in os.listdir(fddir):
+    try:
+        fds = os.listdir(fddir)
+    except OSError:
+        return ids  # the process is gone: it holds nothing
+    for fd in fds:
         try:
             with open(os.path.join(fddir, fd)) as f:
                 for line in f:
                     key, _, value = line.partition(":")
                     if key in ("prog_id", "map_id", "link_id"):
                         ids.add((key, int(value)))
-        except OSError:
+        except (OSError, ValueError):
             continue
     return ids
 
