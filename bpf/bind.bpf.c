@@ -1,11 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
-/* bindtrace kernel side: the sys_exit_bind syscall tracepoint.
- * At exit the call's arguments (fd, sockaddr pointer, addrlen) are still in
- * the caller's saved registers (bpf_task_pt_regs), so there is no entry
- * program and no per-thread map: half the per-bind cost, no stale entries.
- * It reads the requested sockaddr from user memory and the bound state from
- * the socket (task -> files -> fd -> socket -> sock, CO-RE), then either
- * emits an event (ring buffer) or counts it in the summary hash. */
+/* bindtrace kernel side: one record body (record_bind) behind three hooks,
+ * the loader picks the cheapest the kernel allows (the hook ladder):
+ *   fexit on inet_bind/inet6_bind  -> the socket and sockaddr as arguments
+ *   kretprobe on the bind syscall  -> arguments from the saved user registers
+ *   the sys_exit_bind tracepoint   -> arguments from the saved user registers
+ * At syscall exit the call's arguments (fd, sockaddr pointer, addrlen) are
+ * still in the caller's saved registers (bpf_task_pt_regs), so there is no
+ * entry program and no per-thread map. The record reads the requested
+ * sockaddr and the bound state from the socket (CO-RE), then either emits an
+ * event (ring buffer) or counts it in the summary hash.
+ * Built once per architecture: -D__TARGET_ARCH_x86 or -D__TARGET_ARCH_arm64
+ * (core_types.h: where the saved registers hold the arguments). */
 #include "core_types.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
@@ -151,36 +156,37 @@ static __always_inline __u8 read_opts(struct sock *sk, struct sock_common *skc, 
 	return opts;
 }
 
-/* bind(2) has returned: the arguments are still in the caller's saved
- * registers, so no entry program (and no per-thread map) is needed. */
-static __always_inline int on_bind_exit(struct trace_event_raw_sys_exit *ctx, bool fast)
+/* Filters that need no socket, cheapest first: is this caller's bind wanted? */
+static __always_inline bool caller_wanted(__s32 ret, __u64 pid_tgid)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__s32 ret = (__s32)ctx->ret;
-
 	if (cfg.ignore_errors && ret != 0)
-		return 0;
+		return false;
 	if (cfg.filter_pid && (pid_tgid >> 32) != cfg.pid)
-		return 0;
+		return false;
 	if (cfg.filter_uid && (__u32)bpf_get_current_uid_gid() != cfg.uid)
-		return 0;
+		return false;
 	if (cfg.filter_comm) {
 		char comm[TASK_COMM_LEN];
 		bpf_get_current_comm(comm, sizeof(comm));
 		if (!comm_matches(comm))
-			return 0;
+			return false;
 	}
+	return true;
+}
 
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
-	__u32 fd = (__u32)regs->di;
-	__u64 uaddr = regs->si;
-	__u32 addrlen = (__u32)regs->dx;
+static __always_inline long read_addr(void *dst, __u32 size, const void *src, bool user)
+{
+	return user ? bpf_probe_read_user(dst, size, src) : bpf_probe_read_kernel(dst, size, src);
+}
 
-	struct sock *sk = fd_to_sock(task, fd, fast);
-	if (!sk)
-		return 0;
-
+/* The one record body every hook calls once it knows the socket: fills the
+ * record and emits it (events) or counts it (summary).
+ * sk: the socket after bind; uaddr/addrlen: the sockaddr the caller passed
+ * (user memory for the syscall hooks, the kernel's copy for fexit). */
+static __always_inline int record_bind(struct task_struct *task, __u64 pid_tgid, struct sock *sk,
+				       const void *uaddr, bool user_addr, __u32 addrlen,
+				       __s32 ret, bool fast)
+{
 	__u32 zero = 0;
 	struct scratch *sc = bpf_map_lookup_elem(&scratch, &zero);
 	if (!sc)
@@ -215,8 +221,8 @@ static __always_inline int on_bind_exit(struct trace_event_raw_sys_exit *ctx, bo
 	 * (a sockaddr_in6); if that crosses the end of the caller's mapping,
 	 * a sockaddr_in's worth. addrlen says how much of it is meaningful. */
 	__u32 len = addrlen;
-	if (bpf_probe_read_user(sc->uaddr, 28, (void *)uaddr) != 0) {
-		if (bpf_probe_read_user(sc->uaddr, 16, (void *)uaddr) != 0)
+	if (read_addr(sc->uaddr, 28, uaddr, user_addr) != 0) {
+		if (read_addr(sc->uaddr, 16, uaddr, user_addr) != 0)
 			len = 0;
 		else if (len > 16)
 			len = 16;
@@ -285,18 +291,85 @@ static __always_inline int on_bind_exit(struct trace_event_raw_sys_exit *ctx, bo
 	return 0;
 }
 
-/* The loader keeps one of the two: bind_exit where bpf_rdonly_cast exists
- * (6.2+), else bind_exit_compat (5.15+: probe reads). */
+/* Syscall-exit hooks (tracepoint, kretprobe on the syscall): bind(2) has
+ * returned, and its arguments are still in the caller's saved registers
+ * (SYSCALL_ARG*: per architecture), so no entry program and no per-thread map. */
+static __always_inline int on_syscall_exit(__s32 ret, bool fast)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!caller_wanted(ret, pid_tgid))
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	__u32 fd = (__u32)SYSCALL_ARG1(regs);
+	struct sock *sk = fd_to_sock(task, fd, fast);
+	if (!sk)
+		return 0;
+	return record_bind(task, pid_tgid, sk, (const void *)SYSCALL_ARG2(regs), true,
+			   (__u32)SYSCALL_ARG3(regs), ret, fast);
+}
+
+/* fexit on inet_bind / inet6_bind: the protocol's bind has returned; it gets
+ * the socket itself and the kernel's copy of the sockaddr, so no fd walk and
+ * no user memory read. It also sees binds that do not come from bind(2):
+ * io_uring's IORING_OP_BIND (6.11+) and in-kernel callers (kernel_bind). */
+static __always_inline int on_proto_bind(struct socket *sock, const void *uaddr, __u32 addrlen,
+					 __s32 ret, bool fast)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!caller_wanted(ret, pid_tgid))
+		return 0;
+	struct sock *sk = fast ? sock->sk : BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return 0;
+	return record_bind(bpf_get_current_task_btf(), pid_tgid, sk, uaddr, false, addrlen, ret,
+			   fast);
+}
+
+/* Every entry point comes in two builds; the loader keeps one program:
+ * NAME reads fields through bpf_rdonly_cast (Linux 6.2+), NAME_compat
+ * through probe reads (5.15+). The kernel keeps 15 characters of a name. */
+
+/* rung "tracepoint": the syscall tracepoint (every kernel with
+ * CONFIG_FTRACE_SYSCALLS; but an enabled syscall tracepoint sends every
+ * syscall of every process through the slow tracing path) */
 SEC("tracepoint/syscalls/sys_exit_bind")
 int bind_exit(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_bind_exit(ctx, true);
+	return on_syscall_exit((__s32)ctx->ret, true);
 }
 
 SEC("tracepoint/syscalls/sys_exit_bind")
 int bind_exit_compat(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_bind_exit(ctx, false);
+	return on_syscall_exit((__s32)ctx->ret, false);
 }
+
+/* rung "kprobe": a kretprobe on the bind syscall itself (only bind pays) */
+SEC("kretprobe/" SYSCALL_PREFIX "bind")
+int bind_kret(struct pt_regs *ctx)
+{
+	return on_syscall_exit((__s32)REGS_RC(ctx), true);
+}
+
+SEC("kretprobe/" SYSCALL_PREFIX "bind")
+int bind_kret_compat(struct pt_regs *ctx)
+{
+	return on_syscall_exit((__s32)REGS_RC(ctx), false);
+}
+
+/* rung "fexit": a BPF trampoline on the protocols' bind (only binds pay, no
+ * kprobe trap); ctx: the function's arguments, then its return value */
+#define FEXIT_BIND(name, func, fast)						\
+	SEC("fexit/" #func)							\
+	int name(__u64 *ctx)							\
+	{									\
+		return on_proto_bind((struct socket *)ctx[0], (const void *)ctx[1], \
+				     (__u32)ctx[2], (__s32)ctx[3], fast);	\
+	}
+FEXIT_BIND(bind_fexit4, inet_bind, true)
+FEXIT_BIND(bind_fexit4_compat, inet_bind, false)
+FEXIT_BIND(bind_fexit6, inet6_bind, true)
+FEXIT_BIND(bind_fexit6_compat, inet6_bind, false)
 
 char LICENSE[] SEC("license") = "GPL";

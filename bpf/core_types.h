@@ -66,8 +66,29 @@ struct fdtable { unsigned int max_fds; struct file **fd; };
 struct files_struct { struct fdtable *fdt; };
 struct mnt_namespace { struct ns_common ns; };
 struct nsproxy { struct mnt_namespace *mnt_ns; };
-/* x86_64 syscall arguments as saved at syscall entry (user registers) */
-struct pt_regs { unsigned long dx; unsigned long si; unsigned long di; };
+/* Registers saved at syscall entry (the caller's user registers), per
+ * architecture: where a syscall's arguments are when it returns, and where a
+ * kretprobe finds the return value. */
+#if defined(__TARGET_ARCH_x86)
+struct pt_regs { unsigned long dx; unsigned long si; unsigned long di; unsigned long ax; };
+#define SYSCALL_ARG1(r) ((r)->di)
+#define SYSCALL_ARG2(r) ((r)->si)
+#define SYSCALL_ARG3(r) ((r)->dx)
+#define REGS_RC(r) ((r)->ax)
+#define SYSCALL_PREFIX "__x64_sys_"
+#elif defined(__TARGET_ARCH_arm64)
+/* regs[] sits in an anonymous struct of a union in the kernel's pt_regs:
+ * CO-RE finds it there. x0 carries the return value once the syscall
+ * returns; the first argument stays in orig_x0. */
+struct pt_regs { unsigned long regs[31]; unsigned long orig_x0; };
+#define SYSCALL_ARG1(r) ((r)->orig_x0)
+#define SYSCALL_ARG2(r) ((r)->regs[1])
+#define SYSCALL_ARG3(r) ((r)->regs[2])
+#define REGS_RC(r) ((r)->regs[0])
+#define SYSCALL_PREFIX "__arm64_sys_"
+#else
+#error "build with -D__TARGET_ARCH_x86 or -D__TARGET_ARCH_arm64"
+#endif
 struct task_struct {
 	int tgid;
 	struct task_struct *real_parent;

@@ -15,7 +15,9 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 PYTHON = "/usr/bin/python3"
 # the kernel keeps 15 characters of a program name: bind_exit_compat -> bind_exit_compa
-PROG_NAMES = ("bind_enter", "bind_exit", "bind_exit_compa")
+# (one program per hook rung and build: tracepoint, kretprobe, fexit on inet_bind/inet6_bind)
+PROG_NAMES = ("bind_enter", "bind_exit", "bind_exit_compa", "bind_kret", "bind_kret_compa",
+              "bind_fexit4", "bind_fexit4_com", "bind_fexit6", "bind_fexit6_com")
 
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "kernel"))
 from helpers import bpf_ids_of  # noqa: E402,F401  (one reader of /proc/<pid>/fdinfo)

@@ -102,11 +102,17 @@ class CoreBackend(object):
             raise BindtraceError("cannot open the BPF object: %s; the host needs libbpf >= 1.0 "
                                  "and kernel BTF at %s" % (libbpf.errno_text(err), btf_path()))
         self._write_rodata(pack_config(cfg, netns_inode))
-        for name in (FAST, COMPAT):
-            prog = self.lib.bpf_object__find_program_by_name(self.obj, name)
-            if not prog or self.lib.bpf_program__set_autoload(prog, name == program):
-                raise BindtraceError("internal: program %s missing from the BPF object"
-                                     % name.decode())
+        if not self.lib.bpf_object__find_program_by_name(self.obj, program):
+            raise BindtraceError("internal: program %s missing from the BPF object"
+                                 % program.decode())
+        prog = None
+        while True:  # load only the chosen program: the object holds one per hook and build
+            prog = self.lib.bpf_object__next_program(self.obj, prog)
+            if not prog:
+                break
+            if self.lib.bpf_program__set_autoload(
+                    prog, self.lib.bpf_program__name(prog) == program):
+                raise BindtraceError("internal: cannot select program %s" % program.decode())
         if self.lib.bpf_map__set_max_entries(self._map("events"), cfg.ringbuf_bytes) or \
                 self.lib.bpf_map__set_max_entries(self._map("summary"), cfg.summary_entries):
             raise BindtraceError("internal: cannot size the BPF maps")
