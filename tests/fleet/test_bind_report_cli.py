@@ -168,5 +168,5 @@ def test_unusable_inputs_fail_with_a_clear_message(both_ways, tmp_path):
     assert "host 'web1' is in both %s and %s" % ((both_ways["salt_fleet"],) * 2) in res.stderr
     res = bind_report(both_ways["salt_call_out"], "-f", "pdf", "-o", str(tmp_path / "z"))
     assert (res.returncode, res.stderr) == (2, "bind-report: unknown report format 'pdf': use any of "
-                                               "json, md, html, junit (comma-separated)\n")
+                                               "json, md, html, junit, prom (comma-separated)\n")
     assert not os.path.exists(str(tmp_path / "x")) and not os.path.exists(str(tmp_path / "z"))

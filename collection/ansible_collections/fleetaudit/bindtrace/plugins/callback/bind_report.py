@@ -47,6 +47,39 @@ options:
         key: baseline
     env:
       - name: BIND_REPORT_BASELINE
+  history:
+    description:
+      - A history store to append every run to, and to read the across-runs view from (first and
+        last seen of each listener, new and gone since the previous run, the trend of unexpected
+        listeners per host).
+      - A SQLite file path (created when missing) or a C(postgresql://) DSN (needs psycopg 3 on the
+        controller). Query it with C(bind-report history).
+    type: str
+    ini:
+      - section: bind_report
+        key: history
+    env:
+      - name: BIND_REPORT_HISTORY
+  outlier_threshold:
+    description:
+      - Within each inventory group of 3 or more traced hosts, a listener (protocol and port) that at
+        most this share of the group's hosts have is flagged as a fleet outlier.
+    type: str
+    default: "0.2"
+    ini:
+      - section: bind_report
+        key: outlier_threshold
+    env:
+      - name: BIND_REPORT_OUTLIER_THRESHOLD
+  fail_on_outlier:
+    description: A host with a fleet outlier fails its junit.xml test case (for CI).
+    type: bool
+    default: false
+    ini:
+      - section: bind_report
+        key: fail_on_outlier
+    env:
+      - name: BIND_REPORT_FAIL_ON_OUTLIER
   terminal:
     description: Print the table and summary at the end of the playbook.
     type: bool
@@ -66,6 +99,8 @@ from ansible.plugins.callback import CallbackBase
 from ansible_collections.fleetaudit.bindtrace.plugins.plugin_utils.bindreport import (
     BindReportError, build_report, classify_result, load_baseline, parse_formats,
     terminal_lines, write_reports)
+from ansible_collections.fleetaudit.bindtrace.plugins.plugin_utils.bindreport.annotate import (
+    annotate_report, host_groups)
 
 TRACE_MODULE = "trace_bind"
 RUNNER_ARTIFACTS_ENV = "AWX_ISOLATED_DATA_DIR"
@@ -96,6 +131,7 @@ class CallbackModule(CallbackBase):
         self._traced = False
         self._results = {}      # host -> the trace_bind task's result
         self._fallback = {}     # host -> a failure / unreachable before trace_bind ran
+        self._groups = {}       # host -> its inventory groups (for fleet outliers)
 
     # -- collect ---------------------------------------------------------
     def v2_playbook_on_task_start(self, task, is_conditional):
@@ -105,6 +141,7 @@ class CallbackModule(CallbackBase):
     def _record(self, result, outcome):
         task, host = _attr(result, "task"), _attr(result, "host")
         name = host.get_name()
+        self._groups[name] = [g.get_name() for g in host.get_groups()]
         entry = classify_result(dict(_attr(result, "result") or {}), outcome)
         if _is_trace_task(task):
             self._traced = True
@@ -152,6 +189,13 @@ class CallbackModule(CallbackBase):
         baseline, baseline_path = self._baseline()
         model = build_report(hosts, baseline=baseline, baseline_path=baseline_path,
                              generator="fleetaudit.bindtrace.bind_report")
+        try:
+            annotate_report(model, groups=host_groups(self._groups),
+                            history_target=self.get_option("history"),
+                            outlier_threshold=self.get_option("outlier_threshold"),
+                            fail_on_outlier=self.get_option("fail_on_outlier"))
+        except BindReportError as e:
+            self._display.error("bind_report: %s" % e)
         if self.get_option("terminal"):
             for text, style in terminal_lines(model):
                 self._display.display(text, color=COLOURS.get(style))

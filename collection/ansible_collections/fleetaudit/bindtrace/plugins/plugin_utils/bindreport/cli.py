@@ -2,6 +2,9 @@
 
     salt '*' bindtrace.trace duration=10 --out=json --static > run.json
     bind-report run.json -o reports --baseline reports-yesterday/report.json
+    bind-report slice1/report.json slice2/report.json --history fleet.db   # job slices -> one run
+    bind-report history --history fleet.db --port 6379                    # since when? where?
+    bind-report prune --reports /var/lib/bindtrace/reports --keep 30 --history fleet.db
 
 Same model, templates and files as the Ansible callback bind_report; the
 inputs are read by inputs.py (Salt output or an earlier report.json).
@@ -10,13 +13,16 @@ import argparse
 import os
 import sys
 
-from .inputs import load_results
+from . import history_cli
+from .annotate import annotate_report
+from .inputs import load_groups, load_results
 from .model import BindReportError, build_report, load_baseline
 from .terminal import render_terminal
 from .writer import DEFAULT_FORMATS, parse_formats, write_reports
 
 GENERATOR = "bind-report"
 EXIT_INPUT = 2
+EXIT_VERDICT = 1
 
 
 def build_parser():
@@ -37,6 +43,19 @@ def build_parser():
                    help="a report.json of an earlier run: list listeners new and gone since")
     p.add_argument("--no-terminal", dest="terminal", action="store_false",
                    help="do not print the table and summary")
+    p.add_argument("--history", default=os.environ.get("BIND_REPORT_HISTORY"),
+                   help="append this run to a history store (SQLite file path or postgresql:// DSN; "
+                        "default $BIND_REPORT_HISTORY) and show first/last seen, new/gone since the "
+                        "previous run and the trend of unexpected listeners")
+    p.add_argument("--groups", metavar="FILE",
+                   help="inventory groups of the hosts: `ansible-inventory --list` JSON or "
+                        "{group: [host, ...]} (a report.json input carries its hosts' groups)")
+    p.add_argument("--outlier-threshold", default=os.environ.get("BIND_REPORT_OUTLIER_THRESHOLD"),
+                   help="flag listeners on at most this share of a group's traced hosts (default 0.2)")
+    p.add_argument("--fail-on-outlier", action="store_true",
+                   help="exit 1 (and fail the host's JUnit case) when a fleet outlier is flagged")
+    p.add_argument("--fail-on-unexpected", action="store_true",
+                   help="exit 1 when any host has an unexpected listener or bind")
     return p
 
 
@@ -51,14 +70,36 @@ def _baseline(path, err):
         return None, None
 
 
+def _verdict_exit(model, args, err):
+    s = model["summary"]
+    if args.fail_on_outlier and s["outliers"]["flags"]:
+        err.write("bind-report: %d fleet outlier(s) on %s\n" % (s["outliers"]["flags"],
+                                                             ", ".join(s["outliers"]["hosts"])))
+        return EXIT_VERDICT
+    if args.fail_on_unexpected and (s["unexpected_listeners"] or s["unexpected_binds"]):
+        err.write("bind-report: unexpected listeners or binds on %s\n" % ", ".join(
+            sorted(set(s["unexpected_listeners"]) | set(s["unexpected_binds"]))))
+        return EXIT_VERDICT
+    return 0
+
+
 def run(argv=None, out=sys.stdout, err=sys.stderr):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in history_cli.COMMANDS:
+        return history_cli.run(argv, out, err)
     args = build_parser().parse_args(argv)
     try:
         formats = parse_formats(args.formats)
         hosts = load_results(args.inputs)
+        groups = load_groups(args.groups) if args.groups else {}
+        for name, raw in hosts.items():   # a report.json input carries its hosts' groups
+            if name not in groups and raw.get("groups") is not None:
+                groups[name] = raw["groups"]
         baseline, baseline_path = _baseline(args.baseline, err)
         model = build_report(hosts, baseline=baseline, baseline_path=baseline_path,
                              generator=GENERATOR)
+        annotate_report(model, groups=groups, history_target=args.history,
+                        outlier_threshold=args.outlier_threshold, fail_on_outlier=args.fail_on_outlier)
         paths = write_reports(model, os.path.abspath(args.output_dir), formats)
     except BindReportError as e:
         err.write("bind-report: %s\n" % e)
@@ -66,7 +107,7 @@ def run(argv=None, out=sys.stdout, err=sys.stderr):
     if args.terminal:
         out.write(render_terminal(model))
     out.write("bind-report: wrote %s\n" % ", ".join(paths.values()))
-    return 0
+    return _verdict_exit(model, args, err)
 
 
 def main(argv=None):

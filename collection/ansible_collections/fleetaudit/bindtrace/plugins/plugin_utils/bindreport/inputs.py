@@ -65,8 +65,13 @@ def report_hosts(doc, source):
     if doc.get("schema") != REPORT_SCHEMA:
         raise BindReportError("%s has report schema %r, this version reads schema %d"
                               % (source, doc.get("schema"), REPORT_SCHEMA))
-    return {h["name"]: {"status": h["status"], "facts": h.get("facts"), "msg": h.get("reason")}
-            for h in doc.get("hosts") or [] if isinstance(h, dict) and "name" in h}
+    hosts = {}
+    for h in doc.get("hosts") or []:
+        if isinstance(h, dict) and "name" in h:
+            entry = hosts[h["name"]] = {"status": h["status"], "facts": h.get("facts"), "msg": h.get("reason")}
+            if isinstance(h.get("groups"), list):   # inventory groups, for fleet outliers
+                entry["groups"] = h["groups"]
+    return hosts
 
 
 def _host_name(minion, entry, source):
@@ -108,6 +113,37 @@ def load_results(paths):
     if not hosts:
         raise BindReportError("no host results in %s" % ", ".join(paths))
     return hosts
+
+
+def load_groups(path):
+    """Inventory groups -> {host: [group, ...]}. Accepts the JSON of
+    `ansible-inventory -i INV --list` ({group: {"hosts": [...], "children":
+    [...]}}, children resolved) or a plain {group: [host, ...]}."""
+    try:
+        doc = json.loads(_read_file(path))
+    except ValueError as e:
+        raise BindReportError("groups file %s is not JSON (%s): save `ansible-inventory -i INV --list` "
+                              "or write {group: [host, ...]}" % (path, e))
+    if not isinstance(doc, dict):
+        raise BindReportError("groups file %s: expected a JSON object of groups" % path)
+
+    def members(group, seen):
+        entry = doc.get(group)
+        if isinstance(entry, list):
+            return set(map(str, entry))
+        if not isinstance(entry, dict) or group in seen:
+            return set()
+        out = set(map(str, entry.get("hosts") or []))
+        for child in entry.get("children") or []:
+            out |= members(child, seen | {group})
+        return out
+    hosts = {}
+    for group in doc:
+        if group.startswith("_"):   # _meta: host variables
+            continue
+        for host in members(group, set()):
+            hosts.setdefault(host, set()).add(group)
+    return {h: sorted(g) for h, g in hosts.items()}
 
 
 def _read_file(path):

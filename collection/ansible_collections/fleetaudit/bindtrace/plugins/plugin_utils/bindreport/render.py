@@ -13,6 +13,7 @@ from markupsafe import Markup, escape
 
 from . import jsontext, parallel, views
 from .parallel import gc_paused
+from .metrics import render_metrics
 from .sanitize import markdown, one_line, visible
 from .table import Cells, bind_table, listener_rows, unexpected_listeners
 
@@ -23,6 +24,7 @@ FORMATS = {
     "md": ("report.md", "report.md.j2", False, markdown),
     "html": ("report.html", "report.html.j2", True, visible),
     "junit": ("junit.xml", "junit.xml.j2", True, visible),
+    "prom": ("report.prom", None, False, None),    # metrics.py (prometheus-client)
 }
 _envs = {}
 
@@ -171,6 +173,12 @@ def junit_cases(model):
             case.update(kind="failure", type="unexpected-listener",
                         message="%d unexpected listener(s): %s" % (
                             len(unexpected), "; ".join(_listener_text(r) for r in unexpected)))
+        elif host.get("outliers") and (model["summary"].get("outliers") or {}).get("fail"):
+            case.update(kind="failure", type="fleet-outlier",
+                        message="fleet outlier: " + "; ".join(
+                            "%s %s on %d of %d %s hosts" % (visible(o["proto"]), o["port"], o["present"],
+                                                            o["of"], visible(o["group"]))
+                            for o in host["outliers"]))
         if case["kind"]:
             case["body"] = [case["message"]] + lines
         cases.append(case)
@@ -192,6 +200,8 @@ def render(model, fmt):
         raise ValueError("unknown report format %r: use one of %s" % (fmt, ", ".join(FORMATS)))
     if fmt == "json":
         return jsontext.report_text(model, getattr(model, "cache", {}).get("facts_text"))
+    if fmt == "prom":
+        return render_metrics(model)
     context = {"model": model, "views": views}
     if fmt in ("html", "md"):
         rows = html_bind_rows if fmt == "html" else md_bind_rows

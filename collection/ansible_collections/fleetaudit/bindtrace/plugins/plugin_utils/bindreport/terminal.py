@@ -76,6 +76,8 @@ def _summary_lines(model):
         out.extend(("  " + l, None) for l in table(
             [("PROTO", "proto"), ("PORT", "port"), ("HOSTS", "hosts"), ("LISTENERS", "listeners"),
              ("BINDS", "binds")], s["top_ports"]))
+    out.extend(_outlier_lines(s.get("outliers")))
+    out.extend(_history_lines(model))
     if s["drift"] is not None:
         out.append(("drift since baseline %s: %d new, %d gone" % (
             _cell((model["baseline"] or {}).get("path") or "-"), s["drift"]["new"], s["drift"]["gone"]),
@@ -92,6 +94,38 @@ def _summary_lines(model):
                         _cell(l.get("port")), _cell(l.get("comm"), "-")), style))
         for name in s["drift"]["hosts_missing"]:
             out.append(("  %s: in baseline, not in this run" % _cell(name), "gone"))
+    return out
+
+
+def _outlier_lines(o):
+    if not o or not o.get("groups"):
+        return []
+    out = [("fleet outliers (listeners on <= %g%% of a group's hosts): %d" % (o["threshold"] * 100, o["flags"]),
+            "unexpected" if o["flags"] else None)]
+    for g in o["groups"]:
+        for r in g["outliers"]:
+            out.append(("  %s: %s %s on %d of %d hosts (%s): %s" % (
+                _cell(g["group"]), _cell(r["proto"]), r["port"], r["present"], r["of"],
+                _cell(", ".join(r["comms"]) or "-"), _cell(", ".join(r["hosts"]))), "unexpected"))
+    return out
+
+
+def _history_lines(model):
+    h = model["summary"].get("history")
+    if not h:
+        return []
+    if not h["previous_run"]:
+        return [("history %s: run %d, no earlier run" % (_cell(h["store"]), h["run_id"]), None)]
+    out = [("since the previous run (%s): %d new, %d gone [history %s, %d runs]" % (
+        h["previous_run"], h["new"], h["gone"], _cell(h["store"]), h["runs"]), None)]
+    for host in model["hosts"]:
+        entry = host.get("history") or {}
+        for word, style, items in (("new since previous run", "new", entry.get("new") or []),
+                                   ("gone since previous run", "gone", entry.get("gone") or [])):
+            for l in items:
+                out.append(("  %s %s: %s %s:%s %s" % (_cell(host["name"]), word, _cell(l.get("proto")),
+                                                      _cell(l.get("addr")), _cell(l.get("port")),
+                                                      _cell(l.get("comm"), "-")), style))
     return out
 
 

@@ -29,7 +29,7 @@ def parse_formats(formats):
             return DEFAULT_FORMATS
         if f and f not in FORMATS:
             raise BindReportError("unknown report format %r: use any of %s (comma-separated)" % (
-                f, ", ".join(DEFAULT_FORMATS)))
+                f, ", ".join(FORMATS)))
         if f and f not in out:
             out.append(f)
     return tuple(out)
