@@ -29,13 +29,15 @@ bpf:
 # Rebuild the object from source in a scratch copy and compare with the committed one.
 bpf-check:
 	rm -rf /tmp/bindtrace-bpf-check && mkdir -p /tmp/bindtrace-bpf-check
-	cp bpf/bind.bpf.c bpf/bind.h bpf/core_types.h bpf/Makefile bpf/embed.py /tmp/bindtrace-bpf-check/
+	cp bpf/bind.bpf.c bpf/bind.h bpf/core_types.h bpf/Makefile bpf/embed.py bpf/gen_layout.py /tmp/bindtrace-bpf-check/
 	cd /tmp/bindtrace-bpf-check && $(MAKE) -s bind.bpf.o
 	cmp bpf/bind.bpf.o /tmp/bindtrace-bpf-check/bind.bpf.o
 	$(PY) -c "import hashlib,sys; sys.path.insert(0,'collection/ansible_collections/fleetaudit/bindtrace/plugins/module_utils'); \
 	from bindtrace import bpf_object as b; d=open('bpf/bind.bpf.o','rb').read(); \
 	assert b.object_bytes()==d and b.BIND_H==open('bpf/bind.h').read(), 'bpf_object.py is stale: run make bpf'; \
 	print('bpf object matches its source')"
+	cd bpf && python3 gen_layout.py --check bind.h bind.bpf.o \
+		../collection/ansible_collections/fleetaudit/bindtrace/plugins/module_utils/bindtrace/bind_h.py
 
 bench: venv tracefs
 	$(PY) tests/bench/run_all.py

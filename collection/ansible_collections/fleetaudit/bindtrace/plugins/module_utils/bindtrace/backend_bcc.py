@@ -15,7 +15,6 @@ import ctypes
 import errno
 import os
 import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -23,9 +22,9 @@ import time
 
 from . import BindtraceError
 from .bcc_program import render_main
-from .events import EVENT_FMT, KEY_FMT, STATS_FMT, key_fields
-
-STAT_LOST, STAT_SUMMARY_FULL, STAT_INFLIGHT_FULL, STAT_SEEN = range(4)
+from .events import key_fields
+from .maps import ports_bitmap, read_stats
+from .record import EVENT_FMT, FIELDS, KEY_FMT, KEY_MEMBERS, BIND
 SYSTEM_PYTHONS = ("/usr/bin/python3", "/usr/libexec/platform-python", "/usr/bin/python3.6")
 SO_BINDTOIFINDEX, SO_PROTOCOL = 62, 38
 IP_FREEBIND, IP_TRANSPARENT, IP_BIND_ADDRESS_NO_PORT = 15, 19, 24
@@ -46,7 +45,14 @@ FIELD_OFFSETS = (
 CHECKED = ("pid", "tid", "uid", "gid", "comm", "family", "addr", "port", "requested_addr",
            "requested_port", "proto", "opts", "if_index", "error", "ret", "netns", "mntns",
            "ppid")
-COMPANIONS = {"opts": ("options",), "if_index": ("if",), "uid": ("user",)}
+# fields read from the same member as a checked one (options from opts, user
+# from uid, if from if_index, error from ret) are nulled with it
+COMPANIONS = {f.name: tuple(g.name for g in FIELDS if g.c == f.c and not g.code)
+              for f in FIELDS if f.code}
+# record fields the bcc program does not fill at all (a new field, until it
+# does and its row in record.py says bcc=True): null in every bcc record
+NOT_FILLED = [f.name for f in FIELDS if BIND in f.records and not f.bcc]
+_PID = KEY_MEMBERS.index("pid")
 
 
 def _headers_dir():
@@ -98,7 +104,7 @@ def check_bcc():
 
 
 def missing_from_offsets(offsets):
-    out = []
+    out = list(NOT_FILLED)
     for fields, needs in FIELD_OFFSETS:
         if not all(n in offsets for n in needs):
             out.extend(fields)
@@ -166,18 +172,14 @@ class BccBackend(object):
 
     # -- set-up -----------------------------------------------------------
     def _fill_ports(self, ranges):
-        words = {}
-        for lo, hi in ranges:
-            for port in range(lo, hi + 1):
-                words[port >> 6] = words.get(port >> 6, 0) | (1 << (port & 63))
         table = self.bpf["ports"]
-        for idx, word in words.items():
+        for idx, word in ports_bitmap(ranges).items():
             table[ctypes.c_int(idx)] = ctypes.c_ulonglong(word)
 
     def _on_event(self, _cpu, data, size):
         raw = ctypes.string_at(data, size)[:EVENT_FMT.size]
         _key, _ts, tid = EVENT_FMT.unpack_from(raw)
-        if tid == self._selftest_tid and KEY_FMT.unpack_from(raw)[1] == os.getpid():
+        if tid == self._selftest_tid and KEY_FMT.unpack_from(raw)[_PID] == os.getpid():
             self._self_events.append(raw)
         else:
             self._pending.append(raw)
@@ -248,10 +250,7 @@ class BccBackend(object):
 
     def stats(self):
         table = self.bpf["stats"]
-        out = {}
-        for slot, name in ((STAT_LOST, "lost"), (STAT_SUMMARY_FULL, "summary_full"),
-                           (STAT_INFLIGHT_FULL, "inflight_full"), (STAT_SEEN, "seen")):
-            out[name] = sum(v for v in table[ctypes.c_int(slot)])
+        out = read_stats(lambda slot: table[ctypes.c_int(slot)])
         # the perf ring reports the same losses as perf_submit's failures
         out["lost"] = max(out["lost"], self.perf_lost)
         return out
@@ -335,5 +334,3 @@ def selftest_binds():
         for s in keep:
             s.close()
 
-
-assert KEY_FMT.size == 96 and STATS_FMT.size == 24 and struct.calcsize("<I") == 4

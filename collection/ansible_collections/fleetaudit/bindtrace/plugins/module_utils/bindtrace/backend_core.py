@@ -7,18 +7,17 @@ SIGKILL releases it."""
 import ctypes
 import errno
 import os
-import struct
 import time
 
 from . import BindtraceError
 from . import bpf_object
 from . import libbpf
 from . import ringbuf
-from .events import KEY_FMT, STATS_FMT
+from .bind_h import BIND_MODE_EVENTS, BIND_MODE_SUMMARY
+from .maps import ports_bitmap, read_stats
+from .record import KEY_FMT, STATS_FMT, plain_format
 
-CONFIG_FMT = struct.Struct("<10I16s")  # struct bind_config of bpf/bind.h
-STAT_LOST, STAT_SUMMARY_FULL, STAT_INFLIGHT_FULL, STAT_SEEN = range(4)
-MODE_EVENTS, MODE_SUMMARY = 0, 1
+CONFIG_FMT = plain_format("bind_config")
 # Two builds of one program: bind_exit reads fields through bpf_rdonly_cast
 # (Linux 6.2+), bind_exit_compat through probe reads (5.15+). One is loaded.
 FAST, COMPAT = b"bind_exit", b"bind_exit_compat"
@@ -28,21 +27,13 @@ LOG_SIZE = 1 << 20
 def pack_config(cfg, netns_inode):
     comm = (cfg.comm or "").encode("utf-8")[:15]
     return CONFIG_FMT.pack(
-        MODE_SUMMARY if cfg.mode == "summary" else MODE_EVENTS,
+        BIND_MODE_SUMMARY if cfg.mode == "summary" else BIND_MODE_EVENTS,
         1 if cfg.ignore_errors else 0,
         1 if cfg.pid else 0, cfg.pid or 0,
         1 if cfg.uid is not None else 0, cfg.uid or 0,
         1 if netns_inode else 0, netns_inode or 0,
         1 if cfg.ports else 0,
         1 if cfg.comm else 0, comm)
-
-
-def ports_bitmap(ranges):
-    words = {}
-    for lo, hi in ranges:
-        for port in range(lo, hi + 1):
-            words[port >> 6] = words.get(port >> 6, 0) | (1 << (port & 63))
-    return words
 
 
 class CoreBackend(object):
@@ -206,14 +197,13 @@ class CoreBackend(object):
     def stats(self):
         fd = self.lib.bpf_map__fd(self._map("stats"))
         values = (ctypes.c_uint64 * self.ncpu)()
-        out = {}
-        for slot, name in ((STAT_LOST, "lost"), (STAT_SUMMARY_FULL, "summary_full"),
-                           (STAT_INFLIGHT_FULL, "inflight_full"), (STAT_SEEN, "seen")):
+
+        def per_cpu(slot):
             key = ctypes.c_uint32(slot)
             if self.lib.bpf_map_lookup_elem(fd, ctypes.byref(key), values):
                 raise BindtraceError("internal: cannot read the stats map")
-            out[name] = sum(values)
-        return out
+            return values
+        return read_stats(per_cpu)
 
     def summary(self):
         """[(raw key, raw stats)] of every distinct bind counted in the kernel."""

@@ -2673,9 +2673,10 @@ AAAAAAAAGAAAAAAAAAA=
 """
 
 # bpf/bind.h, verbatim: the record layout both backends write
-BIND_H = r"""/* Record layout shared by bind.bpf.c and the Python decoder (events.py).
- * Any change here must be mirrored in events.py (KEY_FMT / EVENT_FMT); a unit
- * test compares the sizes. All integers are host-endian except where noted. */
+BIND_H = r"""/* Record layout shared by bind.bpf.c, the bcc program and the Python side.
+ * A new member needs its row in record.py (module_utils/bindtrace): `make bpf`
+ * reads this layout from the object's BTF and fails when the two disagree.
+ * All integers are host-endian except where noted. */
 #ifndef BINDTRACE_BIND_H
 #define BINDTRACE_BIND_H
 

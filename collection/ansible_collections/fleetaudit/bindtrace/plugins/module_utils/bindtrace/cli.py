@@ -7,6 +7,7 @@ import time
 
 from . import BindtraceError
 from .filters import make_config, parse_duration
+from .record import BY_NAME, FIELDS
 from .trace import Tracer
 
 K8S_COLUMNS = (("K8S.NODE", 16, lambda e: (e.get("k8s") or {}).get("node")),
@@ -14,12 +15,14 @@ K8S_COLUMNS = (("K8S.NODE", 16, lambda e: (e.get("k8s") or {}).get("node")),
                ("K8S.PODNAME", 16, lambda e: (e.get("k8s") or {}).get("pod")),
                ("K8S.CONTAINERNAME", 17, lambda e: (e.get("k8s") or {}).get("container")
                 or (e.get("container") or {}).get("name")))
-BASE_COLUMNS = (("PID", 7, lambda e: e["pid"]), ("COMM", 16, lambda e: e["comm"]),
-                ("PROTO", 6, lambda e: e["proto"]), ("ADDR", 16, lambda e: e["addr"]),
-                ("PORT", 6, lambda e: e["port"]), ("OPTS", 6, lambda e: e["opts"]),
-                ("IF", 0, lambda e: e["if"] if e["if"] is not None else e["if_index"]))
-ERROR_COLUMN = ("ERROR", 12, lambda e: e["error"] or "")
-COUNT_COLUMN = ("COUNT", 8, lambda e: e.get("count", 1))
+# the record's columns (record.py): always shown; ERROR with -i=false, COUNT with
+# --summary; the unpadded one (IF) last, as in ig
+def _column(f):
+    return (f.title, f.width, f.cell)
+
+
+BASE_COLUMNS = tuple(sorted((_column(f) for f in FIELDS if "C" in f.show), key=lambda c: c[1] == 0))
+ERROR_COLUMN, COUNT_COLUMN = _column(BY_NAME["error"]), _column(BY_NAME["count"])
 
 
 def printable(value):

@@ -5,11 +5,8 @@ JSON. One such host must not crash the fleet report (an exception in the
 callback loses every host's result): its facts are refused with a reason that
 names the first bad field, and the host shows as failed.
 """
-INT_FIELDS = ("schema", "pid", "tid", "ppid", "uid", "gid", "family", "port", "requested_port",
-              "if_index", "ret", "netns", "mntns", "cgroup_id", "count", "inode")
-TEXT_FIELDS = ("timestamp", "user", "comm", "proto", "addr", "requested_addr", "opts", "if",
-               "error", "verdict", "first_seen", "last_seen", "state")
-MAP_FIELDS = ("options", "container", "k8s")
+from .fields import INT_FIELDS, MAP_FIELDS, TEXT_FIELDS
+
 TOP_INTS = ("schema", "lost", "dropped", "summary_full")
 TOP_MAPS = ("host", "window", "filters", "counts", "unexpected", "policy")
 SCALARS = (str, int, float, bool, type(None))

@@ -118,8 +118,7 @@ class BindTable(object):
         if any(cols["k8s_container"]):
             titles.append(views.CONTAINER_COLUMN)
         titles.extend(views.SEED_COLUMNS)
-        if any(cols["error"]):
-            titles.append(("ERROR", "error"))
+        titles.extend(c for c in views.OPTIONAL_COLUMNS if any(cols[c[1]]))
         self.titles = titles          # = views.bind_columns(views.bind_rows(model))
         # each column as codes into its distinct values: renderers escape the
         # distinct values only, then index (cheaper than a lookup per cell)

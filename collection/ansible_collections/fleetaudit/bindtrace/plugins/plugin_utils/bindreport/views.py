@@ -2,13 +2,13 @@
 
 Rows keep raw values; each renderer escapes for its own format.
 """
+from .fields import CELLS, COLUMNS, OPTIONAL_COLUMNS
 
 # (title, row key); the seed's columns of `ig trace bind` plus HOST and VERDICT.
 K8S_COLUMNS = (("K8S.NODE", "k8s_node"), ("K8S.NAMESPACE", "k8s_namespace"),
                ("K8S.PODNAME", "k8s_pod"))
 CONTAINER_COLUMN = ("K8S.CONTAINERNAME", "k8s_container")
-SEED_COLUMNS = (("PID", "pid"), ("COMM", "comm"), ("PROTO", "proto"), ("ADDR", "addr"),
-                ("PORT", "port"), ("OPTS", "opts"), ("IF", "if"))
+SEED_COLUMNS = COLUMNS  # PID COMM PROTO ADDR PORT OPTS IF, from the record's fields
 LISTENER_COLUMNS = (("PROTO", "proto"), ("ADDR", "addr"), ("PORT", "port"), ("STATE", "state"),
                     ("PID", "pid"), ("COMM", "comm"), ("USER", "user"))
 
@@ -29,14 +29,6 @@ def _verdict(record):
     return record.get("verdict") or "-"
 
 
-def _if_name(record):
-    name = record.get("if")
-    if name:
-        return name
-    # as ig's IF: empty when the socket is not bound to a device; the index when no name
-    return "" if not record.get("if_index") else str(record.get("if_index"))
-
-
 def _sort_key(row):
     return (row["host"], row["port"] if isinstance(row["port"], int) else -1, str(row["proto"]),
             str(row["addr"]), row["pid"] if isinstance(row["pid"], int) else -1, str(row["comm"]))
@@ -47,11 +39,9 @@ def bind_rows(model):
     rows = []
     for host in model["hosts"]:
         for b in (host["facts"] or {}).get("binds") or []:
-            row = {"host": host["name"], "verdict": _verdict(b), "pid": b.get("pid"),
-                   "comm": b.get("comm"), "proto": b.get("proto"), "addr": b.get("addr"),
-                   "port": b.get("port"), "opts": b.get("opts"), "if": _if_name(b),
-                   "error": b.get("error"), "count": b.get("count", 1), "user": b.get("user"),
-                   "unexpected": b.get("verdict") == "unexpected"}
+            row = {key: CELLS[key](b) for _, key in COLUMNS + OPTIONAL_COLUMNS}
+            row.update(host=host["name"], verdict=_verdict(b), count=b.get("count", 1),
+                       user=b.get("user"), unexpected=b.get("verdict") == "unexpected")
             row.update(_identity(b))
             rows.append(row)
     rows.sort(key=_sort_key)
@@ -85,8 +75,7 @@ def identity_columns(rows):
 def bind_columns(rows):
     """HOST, VERDICT, the seed's columns; ERROR only when some bind failed."""
     cols = [("HOST", "host"), ("VERDICT", "verdict")] + identity_columns(rows) + list(SEED_COLUMNS)
-    if any(r["error"] for r in rows):
-        cols.append(("ERROR", "error"))
+    cols.extend(c for c in OPTIONAL_COLUMNS if any(r[c[1]] for r in rows))
     return cols
 
 
