@@ -26,12 +26,13 @@ test: venv tracefs
 bpf:
 	$(MAKE) -C bpf
 
-# Rebuild the object from source in a scratch copy and compare with the committed one.
+# Rebuild the object from source in a scratch copy and compare with the committed one
+# (a private scratch directory: other checkouts may run this at the same time); then
+# the embedded object and header, and bind.h's layout against record.py.
 bpf-check:
-	rm -rf /tmp/bindtrace-bpf-check && mkdir -p /tmp/bindtrace-bpf-check
-	cp bpf/bind.bpf.c bpf/bind.h bpf/core_types.h bpf/Makefile bpf/embed.py bpf/gen_layout.py /tmp/bindtrace-bpf-check/
-	cd /tmp/bindtrace-bpf-check && $(MAKE) -s bind.bpf.o
-	cmp bpf/bind.bpf.o /tmp/bindtrace-bpf-check/bind.bpf.o
+	D=$$(mktemp -d /tmp/bindtrace-bpf-check.XXXXXX) && \
+	cp bpf/bind.bpf.c bpf/bind.h bpf/core_types.h bpf/Makefile bpf/embed.py bpf/gen_layout.py $$D/ && \
+	$(MAKE) -s -C $$D bind.bpf.o && cmp bpf/bind.bpf.o $$D/bind.bpf.o; rc=$$?; rm -rf $$D; exit $$rc
 	$(PY) -c "import hashlib,sys; sys.path.insert(0,'collection/ansible_collections/fleetaudit/bindtrace/plugins/module_utils'); \
 	from bindtrace import bpf_object as b; d=open('bpf/bind.bpf.o','rb').read(); \
 	assert b.object_bytes()==d and b.BIND_H==open('bpf/bind.h').read(), 'bpf_object.py is stale: run make bpf'; \
