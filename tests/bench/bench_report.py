@@ -51,7 +51,9 @@ def raw_key(host, i):
 def host_facts(host, binds, clock):
     recs = []
     for i in range(binds):
-        rec = decode_summary(raw_key(host, i), STATS_FMT.pack(1 + i % 9, 10 ** 12 + i, 10 ** 12 + 2 * i),
+        port = SERVICES[i % 6][0] if i % 4 else 20000 + i
+        rec = decode_summary(raw_key(host, i), STATS_FMT.pack(1 + i % 9, 10 ** 12 + i, 10 ** 12 + 2 * i,
+                                                                port, port, 100 + i, 1),
                              clock)
         if i % CONTAINER_EVERY == 0:
             rec["container"] = {"runtime": "containerd", "id": "%064x" % (host * 1000 + i % 30),

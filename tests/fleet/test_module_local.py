@@ -238,7 +238,9 @@ BAD = [
     ({"pid": "x"}, "invalid pid 'x': expected a process id 1-4194304"),
     ({"uid": "root"}, "invalid uid 'root': expected a user id"),
     ({"max_events": -5, "mode": "events"}, "invalid max_events -5: expected a positive number "
-                                           "of events"),
+                                           "of events, or unlimited"),
+    ({"max_records": "lots"}, "invalid max_records 'lots': expected a positive number of records, "
+                              "or unlimited"),
     ({"mode": "stream"}, "value of mode must be one of: summary, events, got: stream"),
     ({"backend": "ebpf"}, "value of backend must be one of: auto, core, bcc, got: ebpf"),
     ({"netns": "mine"}, "invalid netns 'mine': expected 'all', 'host' or a network namespace "
@@ -251,7 +253,7 @@ BAD = [
                        "tcp}, {addr: loopback}]"),
     ({"allow": [{"port": 22}, {"prot": "tcp"}]},
      "invalid allow rule 1, key 'prot' ('tcp'): unknown key; rule keys are port, proto, addr, "
-     "comm, user, container, host, name, description"),
+     "comm, user, container, host, client, name, description"),
     ({"allow": [{"port": 0}]}, "invalid allow rule 0, key 'port' (0): expected a port 1-65535, a "
                                "range like \"8000-8100\", or a list of those"),
     ({"allow": [{"addr": "10.0.0.0/40"}]},
@@ -261,7 +263,8 @@ BAD = [
                                    "rules (an empty list allows nothing)"),
     ({"bogus": 1}, "Unsupported parameters for (fleetaudit.bindtrace.trace_bind) module: bogus. "
                    "Supported parameters include: allow, backend, comm, containername, duration, "
-                   "fail_on_unexpected, ignore_errors, listeners, max_events, mode, netns, pid, "
+                   "fail_on_unexpected, ignore_errors, listeners, max_events, max_records, mode, "
+                   "netns, pid, "
                    "ports, scope, uid."),
 ]
 

@@ -20,9 +20,10 @@ FACT_KEYS = {"schema", "host", "window", "mode", "filters", "binds", "listeners"
              "dropped", "truncated", "summary_full", "unexpected", "counts", "missing_fields",
              "policy"}
 SUMMARY_BIND_KEYS = {"schema", "timestamp", "pid", "tid", "ppid", "uid", "gid", "user", "comm",
-                     "proto", "family", "addr", "port", "requested_addr", "requested_port", "opts",
-                     "options", "if_index", "if", "error", "ret", "netns", "mntns", "cgroup_id",
-                     "container", "k8s", "count", "first_seen", "last_seen", "verdict"}
+                     "proto", "family", "addr", "port", "requested_addr", "requested_port", "client",
+                     "opts", "options", "if_index", "if", "error", "ret", "netns", "mntns", "cgroup_id",
+                     "container", "k8s", "count", "first_seen", "last_seen", "port_min",
+                     "port_max", "verdict"}
 NO_OPTIONS = {"reuseport": False, "reuseaddr": False, "bind_address_no_port": False,
               "transparent": False, "freebind": False}
 
@@ -145,7 +146,7 @@ def test_sigterm_ends_the_job_with_a_message_and_nothing_stays_loaded(salt_cfg):
     (("duration=0",), "invalid duration 0: expected seconds, more than 0 and at most 3600"),
     (("prots=4242",), "unknown option prots: expected any of allow, backend, comm, "
                       "containername, duration, fail_on_unexpected, ignore_errors, listeners, "
-                      "max_events, mode, netns, pid, ports, scope, uid"),
+                      "max_events, max_records, mode, netns, pid, ports, scope, uid"),
     (("fail_on_unexpected=true",), "fail_on_unexpected needs a policy: set allow to a list of "
                                    "rules (an empty list allows nothing)"),
     (("mode=fast",), "invalid mode 'fast': expected one of summary, events"),

@@ -67,9 +67,25 @@ def test_decode_event_and_summary():
     assert list(ev)[:3] == ["schema", "timestamp", "pid"]
     assert (ev["addr"], ev["port"], ev["opts"], ev["tid"], ev["comm"], ev["if"]) == \
         ("10.0.0.1", 80, ".R...", 11, "nc", "")
-    rec = events.decode_summary(raw_key(ret=-98), struct.pack("<3Q", 5, 100, 200), clock)
+    assert ev["client"] is False
+    rec = events.decode_summary(raw_key(ret=-98), struct.pack("<3Q2H2I4x", 5, 100, 200, 80, 80,
+                                                              10, 1), clock)
     assert (rec["count"], rec["error"], rec["tid"]) == (5, "EADDRINUSE", None)
+    assert (rec["port"], rec["port_min"], rec["port_max"], rec["client"]) == (80, 80, 80, False)
     assert rec["first_seen"] < rec["last_seen"]
+
+
+def test_decode_client_summary_takes_ports_and_first_binder_from_the_stats():
+    # a client key (bind.h) has port, pid and ppid 0: the stats hold them
+    key = raw_key(proto=17, port=0, req_port=0, pid=0, ppid=0)
+    rec = events.decode_summary(key, struct.pack("<3Q2H2I4x", 2000, 100, 200, 32768, 60999,
+                                                 4321, 4320), events.Clock())
+    assert (rec["client"], rec["port"], rec["port_min"], rec["port_max"], rec["count"],
+            rec["pid"], rec["ppid"]) == (True, 0, 32768, 60999, 2000, 4321, 4320)
+    # a raw socket's port is its protocol: port 0 asked there is no client bind
+    raw = events.decode_event(events.EVENT_FMT.pack(raw_key(proto=255, port=0, req_port=0), 1, 1),
+                              events.Clock())
+    assert raw["client"] is False
 
 
 def test_hostile_comm_is_text():

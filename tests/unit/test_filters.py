@@ -42,6 +42,19 @@ def test_bad_options(kw, msg):
     assert str(err.value).startswith(msg)
 
 
+def test_caps_take_unlimited_explicitly():
+    from bindtrace.filters import parse_limit
+    assert make_config(max_events="unlimited").max_events is None
+    assert make_config(max_events=0).max_events is None
+    assert make_config(max_events=10).max_events == 10
+    assert parse_limit("Unlimited", "max_records", "records") is None
+    assert parse_limit("500", "max_records", "records") == 500
+    with pytest.raises(BindtraceError) as err:
+        parse_limit(True, "max_records", "records")
+    assert str(err.value) == ("invalid max_records True: expected a positive number of records, "
+                              "or unlimited")
+
+
 def test_defaults_follow_ig():
     cfg = make_config()
     assert (cfg.ignore_errors, cfg.pid, cfg.ports, cfg.netns) == (True, None, [], "all")

@@ -109,7 +109,7 @@ def test_no_policy_returns_nothing_unexpected():
              "{port: 22, proto: tcp}"),
     ([{"port": 22}, {"prot": "tcp"}], "invalid allow rule 1, key 'prot' ('tcp'): unknown key; "
                                       "rule keys are port, proto, addr, comm, user, container, "
-                                      "host, name, description"),
+                                      "host, client, name, description"),
     ([{"port": 0}], "invalid allow rule 0, key 'port' (0): expected a port 1-65535, a range like "
                     "\"8000-8100\", or a list of those"),
     ([{"port": 70000}], "invalid allow rule 0, key 'port' (70000): expected a port 1-65535"),
@@ -157,3 +157,63 @@ def test_describe_names_proto_addr_port_comm_pid():
     web = {"runtime": "docker", "id": "ab12", "name": "web-1"}
     assert describe(rec(container=web)) == "TCP 0.0.0.0:8080 nginx pid 100 in container web-1"
     assert describe(rec(comm="x\x1b[2Jy")) == "TCP 0.0.0.0:8080 x\\x1b[2Jy pid 100"
+
+
+def client(**kw):
+    """A client bind as summary mode aggregates it: port 0 asked, key port 0."""
+    base = rec(proto="UDP", addr="127.0.0.1", port=0, requested_port=0, client=True,
+               comm="btcli00", count=2000, port_min=32768, port_max=60999)
+    base.update(kw)
+    return base
+
+
+def test_client_binds_get_verdict_client_and_never_fail_unless_a_rule_asks():
+    binds = [client(), rec()]
+    out = apply_policy([{"port": 22}], binds, [])
+    assert [b["verdict"] for b in binds] == ["client", "unexpected"]
+    assert out["binds"] == [binds[1]]
+    # even a rule that would match it does not judge a client bind
+    assert verdict([{"addr": "loopback"}], client()) == "client"
+    assert verdict([], client()) == "client"          # an empty policy allows nothing else
+    assert verdict(None, client()) is None            # no policy, no verdicts
+
+
+def test_a_client_rule_turns_judging_of_client_binds_on():
+    rules = [{"port": 8080}, {"client": True, "comm": "java"}]
+    java, other, server = client(comm="java"), client(), rec()
+    out = apply_policy(rules, [java, other, server], [])
+    assert [java["verdict"], other["verdict"], server["verdict"]] == [
+        "expected", "unexpected", "expected"]
+    assert out["binds"] == [other]
+    # a client rule never allows a listener or a bind to a requested port
+    assert verdict([{"client": True}], rec()) == "unexpected"
+    assert verdict([{"client": True}], client()) == "expected"
+    # rules without `client` never allow a client bind once clients are judged
+    assert verdict([{"client": True, "comm": "java"}, {"addr": "loopback"}], client()) == \
+        "unexpected"
+
+
+def test_what_counts_as_a_client_bind():
+    from bindtrace.policy import is_client
+    assert is_client(client())
+    assert is_client(rec(requested_port=0, port=41234))            # events record, no `client`
+    assert not is_client(rec(requested_port=0, port=41234, proto="RAW"))  # the port is the proto
+    assert not is_client(rec(requested_port=0, port=41234, listened=True))   # became a listener
+    assert not is_client(client(listened=True))
+    assert not is_client({"proto": "TCP", "addr": "0.0.0.0", "port": 41234, "state": "LISTEN"})
+    assert not is_client(rec())
+
+
+def test_client_rule_value_must_be_true():
+    with pytest.raises(BindtraceError) as exc:
+        validate_rules([{"client": False, "comm": "java"}])
+    assert str(exc.value) == (
+        "invalid allow rule 0, key 'client' (False): expected true: the rule then allows client "
+        "binds (port 0) and client binds are judged; leave the key out for rules about listeners")
+
+
+def test_describe_a_client_aggregate_names_count_and_ports():
+    assert describe(client()) == \
+        "UDP 127.0.0.1:0 client binds x2000 (ports 32768-60999) btcli00 pid 100"
+    assert describe(client(count=1, port_min=40000, port_max=40000)) == \
+        "UDP 127.0.0.1:0 client bind x1 (port 40000) btcli00 pid 100"

@@ -49,7 +49,7 @@ def test_committed_object_and_record_agree():
     # bind_h.py is what make bpf writes from the committed header and object
     text = gen.render(open(os.path.join(BPF, "bind.h")).read(), structs)
     assert open(os.path.join(LIB, "bind_h.py")).read() == text
-    assert (record.KEY_FMT.size, record.EVENT_FMT.size, record.STATS_FMT.size) == (96, 112, 24)
+    assert (record.KEY_FMT.size, record.EVENT_FMT.size, record.STATS_FMT.size) == (96, 112, 40)
     assert (bind_h.STAT_LOST, bind_h.OPT_REUSEPORT, bind_h.TASK_COMM_LEN) == (0, 16, 16)
 
 
@@ -94,8 +94,8 @@ def test_make_bpf_refuses_a_disagreement(tmp_path):
 
 def test_everything_else_is_derived_from_the_table():
     assert events.EVENT_KEYS == tuple(f.name for f in record.FIELDS if record.BIND in f.records)
-    assert set(factcheck.INT_FIELDS) | set(factcheck.TEXT_FIELDS) | set(factcheck.MAP_FIELDS) == \
-        {f.name for f in record.FIELDS}
+    assert set(factcheck.INT_FIELDS) | set(factcheck.TEXT_FIELDS) | set(factcheck.MAP_FIELDS) | \
+        set(factcheck.BOOL_FIELDS) == {f.name for f in record.FIELDS}
     assert [t for t, _ in views.SEED_COLUMNS] == ["PID", "COMM", "PROTO", "ADDR", "PORT", "OPTS",
                                                   "IF"]
     assert [c[0] for c in cli.BASE_COLUMNS] == ["PID", "COMM", "PROTO", "ADDR", "PORT", "OPTS", "IF"]

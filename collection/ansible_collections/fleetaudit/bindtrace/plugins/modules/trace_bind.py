@@ -37,17 +37,37 @@ options:
   mode:
     description:
       - V(summary) counts binds in the kernel, one record per distinct bind (process, protocol,
-        address, port, options, interface, error) with C(count), C(first_seen), C(last_seen).
-        It uses constant memory and loses nothing whatever the bind rate.
+        address, port, options, interface, error) with C(count), C(first_seen), C(last_seen),
+        C(port_min) and C(port_max).
+      - In V(summary) mode a client bind (port 0 asked on TCP, UDP, UDP-Lite, SCTP or MPTCP, so
+        the kernel picks the port) is counted without its port. A process making 2,000
+        client sockets is one record with C(client=true), C(port=0), C(count=2000) and the
+        range of ports it got in C(port_min) / C(port_max).
+      - Every bind call is counted, whatever the rate. The kernel's table holds 65536 distinct
+        binds; a window with more distinct binds counts the rest in C(summary_full), marks the
+        facts C(truncated), and fails O(fail_on_unexpected), closed.
       - V(events) returns one record per C(bind) call, up to O(max_events).
     type: str
     choices: [summary, events]
     default: summary
   max_events:
     description:
-      - In V(events) mode, keep at most this many events. Events past the cap are counted in
-        C(dropped) and C(truncated) is true.
-      - Unset or V(0) means no cap.
+      - In V(events) mode, keep and judge at most this many events. Events past the cap are
+        counted in C(dropped), C(truncated) is true, and O(fail_on_unexpected) fails, closed.
+      - Unset means 10000. V(unlimited) (or V(0)) means no cap, which a busy host can turn into
+        a very large result.
+    type: raw
+  max_records:
+    description:
+      - Return at most this many records in C(binds), and as many in C(listeners), per host, in
+        both modes. The allow rules judge every record first, so the cap never hides anything
+        from O(fail_on_unexpected).
+      - The most significant records are kept, in this order, unexpected records,
+        listeners, binds to a requested port, failed binds, client binds. Within each rank the
+        most frequent come first. C(counts) keeps the exact totals, C(counts.omitted_binds) and
+        C(counts.omitted_listeners) count what was left out, and C(truncated) is true.
+      - Unset means 500, about 0.35 MB of JSON per host at most, so that 1000 hosts fit in
+        about 1 GB of controller memory. V(unlimited) (or V(0)) means no cap.
     type: raw
   pid:
     description:
@@ -114,7 +134,15 @@ options:
         C(addr) (V(loopback), V(any) for the wildcard address, an IP address, or a CIDR, or a list),
         C(comm) and C(user) (name or uid; shell globs), C(container) (container name glob,
         V(*) for any container), C(host) (true for host processes only, false for container
-        processes only), and C(name) / C(description) (free text)."
+        processes only), C(client) (see below), and C(name) / C(description) (free text)."
+      - "C(client) (V(true) only): the rule matches client binds, binds that asked for port 0
+        on a socket that did not listen, for example C({client: true, comm: [java, unbound]})."
+      - "Client binds are not judged by default: their verdict is C(client), they are never
+        C(unexpected) and never fail the task. A policy with at least one C(client: true) rule
+        judges them. A client bind is then C(expected) when a C(client: true) rule matches it,
+        else C(unexpected). Rules without C(client) never match client binds."
+      - A socket bound to port 0 that listens is a listener with its real port, judged like
+        any listener.
       - Without O(allow) the verdicts are null. An empty list allows nothing.
       - Failed binds get a verdict but are never counted as unexpected, because they opened nothing.
       - Usually set per group in C(group_vars), so that each group has its own expected
@@ -175,6 +203,15 @@ EXAMPLES = r"""
       - {name: local resolver, addr: loopback, proto: udp}
       - {name: web, port: [80, 443], comm: "nginx*", user: www-data}
       - {name: any container on 8000-8100, port: "8000-8100", container: "*"}
+
+- name: Also judge client binds (port 0) - only these processes may make them
+  fleetaudit.bindtrace.trace_bind:
+    duration: 10
+    allow:
+      - {name: ssh, port: 22, proto: tcp, comm: sshd}
+      - {name: resolver and app clients, client: true, comm: [unbound, java]}
+    fail_on_unexpected: true
+  become: true
 
 - name: Every bind on two ports, failures included, one event per call
   fleetaudit.bindtrace.trace_bind:
@@ -243,25 +280,32 @@ ansible_facts:
         binds:
           description:
             - One record per bind (events mode) or per distinct bind (summary mode, with
-              C(count), C(first_seen), C(last_seen)), the same fields as C(trace-bind -o json),
-              plus C(verdict).
+              C(count), C(first_seen), C(last_seen), C(port_min), C(port_max)), the same fields
+              as C(trace-bind -o json), plus C(verdict).
             - "Fields: schema, timestamp, pid, tid, ppid, uid, gid, user, comm, proto, family,
-              addr, port, requested_addr, requested_port, opts, options, if_index, if, error, ret,
-              netns, mntns, cgroup_id, container, k8s, verdict."
+              addr, port, requested_addr, requested_port, client, opts, options, if_index, if,
+              error, ret, netns, mntns, cgroup_id, container, k8s, verdict."
+            - C(client) is true for a bind that asked for port 0. In summary mode such binds
+              are aggregated per identity with C(port=0) and the assigned ports' range.
+            - C(verdict) is C(expected), C(unexpected), C(client) (a client bind the policy does
+              not judge), or null without O(allow).
+            - At most O(max_records) records, the most significant first.
           type: list
           elements: dict
           returned: always
           sample: [{"schema": 1, "timestamp": "2026-11-25T12:00:01.000000000Z", "pid": 4242,
                     "tid": null, "ppid": 1, "uid": 0, "gid": 0, "user": "root", "comm": "nc",
                     "proto": "TCP", "family": 4, "addr": "0.0.0.0", "port": 4242,
-                    "requested_addr": "0.0.0.0", "requested_port": 4242, "opts": ".R...",
+                    "requested_addr": "0.0.0.0", "requested_port": 4242, "client": false,
+                    "opts": ".R...",
                     "options": {"reuseport": false, "reuseaddr": true,
                                 "bind_address_no_port": false, "transparent": false,
                                 "freebind": false},
                     "if_index": 0, "if": "", "error": null, "ret": 0, "netns": 4026531833,
                     "mntns": 4026531832, "cgroup_id": 1, "container": null, "k8s": null,
                     "count": 1, "first_seen": "2026-11-25T12:00:01.000000000Z",
-                    "last_seen": "2026-11-25T12:00:01.000000000Z", "verdict": "unexpected"}]
+                    "last_seen": "2026-11-25T12:00:01.000000000Z", "port_min": 4242,
+                    "port_max": 4242, "verdict": "unexpected"}]
         listeners:
           description: Sockets listening at the end of the window (empty when O(listeners=false)).
           type: list
@@ -281,8 +325,9 @@ ansible_facts:
           returned: always
           sample: 0
         truncated:
-          description: True when O(max_events) cut the list, or the kernel's summary table was
-            full (C(summary_full) distinct binds not recorded).
+          description: True when O(max_events) cut the list, the kernel's summary table was
+            full (C(summary_full) distinct binds not recorded), or O(max_records) left records
+            out of C(binds) or C(listeners).
           type: bool
           returned: always
           sample: false
@@ -292,16 +337,22 @@ ansible_facts:
           returned: always
           sample: 0
         unexpected:
-          description: The successful binds and the listeners that no rule allows.
+          description: The successful binds and the listeners that no rule allows (those among
+            the records returned; C(counts) has the exact numbers).
           type: dict
           returned: always
           sample: {"binds": [], "listeners": []}
         counts:
-          description: Totals. C(binds) is the number of bind calls, summing counts in summary mode.
+          description:
+            - Exact totals, whatever O(max_records) returned. C(binds) is the number of bind
+              calls, summing counts in summary mode, C(client_binds) those that were client
+              binds, C(records) and C(listeners) the records found, C(omitted_binds) and
+              C(omitted_listeners) those left out by O(max_records).
           type: dict
           returned: always
-          sample: {"binds": 3, "records": 2, "listeners": 5, "unexpected_binds": 0,
-                   "unexpected_listeners": 0, "lost": 0, "dropped": 0}
+          sample: {"binds": 3, "records": 2, "listeners": 5, "client_binds": 0,
+                   "unexpected_binds": 0, "unexpected_listeners": 0, "omitted_binds": 0,
+                   "omitted_listeners": 0, "lost": 0, "dropped": 0}
         missing_fields:
           description: Fields this backend cannot read (null in every record).
           type: list
@@ -333,6 +384,7 @@ ARGUMENT_SPEC = dict(
     duration=dict(type="raw", default=10),
     mode=dict(type="str", default="summary", choices=["summary", "events"]),
     max_events=dict(type="raw"),
+    max_records=dict(type="raw"),
     pid=dict(type="raw"),
     ports=dict(type="raw"),
     ignore_errors=dict(type="bool", default=True),

@@ -152,6 +152,59 @@ TRACEPOINT_PROBE(syscalls, sys_enter_bind)
 	return 0;
 }
 
+/* bind.bpf.c's summary_add, in bcc's dialect: a client bind (port 0 asked on
+ * a port protocol) is counted under its key without the port, with the range
+ * of assigned ports in port_min/port_max */
+static __always_inline bool port_proto(u16 proto)
+{
+	return proto == 6 || proto == 17 || proto == 132 || proto == 136 || proto == 262;
+}
+
+static __always_inline void stats_port(struct bind_stats *st, u16 port)
+{
+	if (port < st->port_min)
+		st->port_min = port;
+	if (port > st->port_max)
+		st->port_max = port;
+}
+
+static __always_inline void summary_add(struct bind_key *k, u64 now)
+{
+	u16 port = k->port;
+	u32 pid = k->pid, ppid = k->ppid;
+	if (k->req_port == 0 && port_proto(k->proto)) {
+		k->port = 0;
+		k->pid = 0;
+		k->ppid = 0;
+	}
+	struct bind_stats *st = summary.lookup(k);
+	if (st) {
+		__sync_fetch_and_add(&st->count, 1);
+		st->last_ts = now;
+		stats_port(st, port);
+		return;
+	}
+	struct bind_stats init = {};
+	init.count = 1;
+	init.first_ts = now;
+	init.last_ts = now;
+	init.port_min = port;
+	init.port_max = port;
+	init.first_pid = pid;
+	init.first_ppid = ppid;
+	if (summary.insert(k, &init) == 0)
+		return;
+	/* another CPU inserted the same key meanwhile, or the map is full */
+	st = summary.lookup(k);
+	if (st) {
+		__sync_fetch_and_add(&st->count, 1);
+		st->last_ts = now;
+		stats_port(st, port);
+	} else {
+		stat_inc(STAT_SUMMARY_FULL);
+	}
+}
+
 #ifdef HAVE_SOCK
 /* task -> files -> fdt -> fd[] -> file -> socket -> sock, offsets calibrated */
 static __always_inline u64 fd_to_sock(u32 fd)
@@ -295,26 +348,7 @@ TRACEPOINT_PROBE(syscalls, sys_exit_bind)
 	stat_inc(STAT_SEEN);
 
 #if MODE_SUMMARY
-	struct bind_stats *st = summary.lookup(k);
-	if (st) {
-		__sync_fetch_and_add(&st->count, 1);
-		st->last_ts = now;
-		return 0;
-	}
-	struct bind_stats init = {};
-	init.count = 1;
-	init.first_ts = now;
-	init.last_ts = now;
-	if (summary.insert(k, &init) == 0)
-		return 0;
-	/* another CPU inserted the same key meanwhile, or the map is full */
-	st = summary.lookup(k);
-	if (st) {
-		__sync_fetch_and_add(&st->count, 1);
-		st->last_ts = now;
-	} else {
-		stat_inc(STAT_SUMMARY_FULL);
-	}
+	summary_add(k, now);
 	return 0;
 #else
 	if (events.perf_submit(args, e, sizeof(*e)))

@@ -42,10 +42,15 @@ STRUCTS = {
         ('tid', 104, 4, 'u'),
         ('_pad', 108, 4, 'u'),
     )),
-    'bind_stats': (24, (
+    'bind_stats': (40, (
         ('count', 0, 8, 'u'),
         ('first_ts', 8, 8, 'u'),
         ('last_ts', 16, 8, 'u'),
+        ('port_min', 24, 2, 'u'),
+        ('port_max', 26, 2, 'u'),
+        ('first_pid', 28, 4, 'u'),
+        ('first_ppid', 32, 4, 'u'),
+        ('_pad', 36, 4, 'u'),
     )),
     'bind_config': (56, (
         ('mode', 0, 4, 'u'),

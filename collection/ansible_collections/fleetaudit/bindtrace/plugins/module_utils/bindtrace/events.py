@@ -29,9 +29,11 @@ class Clock:
 _KEY_DECODE = make_decoder([f for f in EVENT_FIELDS if f.args and
                            all(a in KEY_MEMBERS for a in f.args)], KEY_MEMBERS)
 _EVENT_DECODE = make_decoder(EVENT_FIELDS, KEY_MEMBERS + EVENT_MEMBERS[1:])
-# one record per distinct bind: its time is its first bind's, no thread
+# one record per distinct bind: its time is its first bind's, no thread; its
+# pid/ppid the first binder's (a client key has none: bind.h's bind_stats)
 _SUMMARY_DECODE = make_decoder(EVENT_FIELDS + SUMMARY_FIELDS, KEY_MEMBERS + STATS_MEMBERS,
-                               fixed={"tid": None}, alias={"ts": "first_ts"})
+                               fixed={"tid": None}, alias={"ts": "first_ts", "pid": "first_pid",
+                                                           "ppid": "first_ppid"})
 
 
 def key_fields(raw_key):

@@ -4,7 +4,8 @@ so option handling, listeners, policy and the facts shape live here only."""
 import signal
 
 from . import BindtraceError
-from .filters import make_config, parse_bool, parse_duration
+from .bounded import DEFAULT_MAX_EVENTS, DEFAULT_MAX_RECORDS
+from .filters import make_config, parse_bool, parse_duration, parse_limit
 from .listeners import default_enricher, snapshot
 from .policy import describe, validate_rules
 from .trace import build_facts, run_window, select_backend
@@ -17,8 +18,10 @@ DEFAULTS = {
     "duration": 10, "mode": "summary", "max_events": None, "pid": None, "ports": None,
     "ignore_errors": True, "comm": None, "uid": None, "netns": "all", "containername": None,
     "scope": "all", "backend": "auto", "listeners": True, "allow": None,
-    "fail_on_unexpected": False,
+    "fail_on_unexpected": False, "max_records": None,
 }
+# max_events and max_records unset (None) take these; "unlimited" (or 0) is no cap
+LIMIT_DEFAULTS = {"max_events": DEFAULT_MAX_EVENTS, "max_records": DEFAULT_MAX_RECORDS}
 
 
 class SignalStop(object):
@@ -60,6 +63,10 @@ def collect_facts(should_stop=None, **options):
     an early end is an error, since the window is then shorter than asked.
     """
     o = options_with_defaults(options)
+    for key, default in LIMIT_DEFAULTS.items():
+        if o[key] is None or o[key] == "":
+            o[key] = default
+    max_records = parse_limit(o["max_records"], "max_records", "records")
     cfg = make_config(mode=o["mode"], pid=o["pid"], ports=o["ports"],
                       ignore_errors=o["ignore_errors"], comm=o["comm"], uid=o["uid"],
                       netns=o["netns"], containername=o["containername"], scope=o["scope"],
@@ -75,7 +82,7 @@ def collect_facts(should_stop=None, **options):
         raise BindtraceError("interrupted by signal %s before the window ended; nothing stays "
                              "loaded; rerun the task" % getattr(should_stop, "signum", "?"))
     listeners = snapshot(cfg.netns, default_enricher()) if want_listeners else []
-    return build_facts(cfg, binds, stats, meta, listeners, o["allow"])
+    return build_facts(cfg, binds, stats, meta, listeners, o["allow"], max_records)
 
 
 def unexpected_failure(facts, fail_on_unexpected):

@@ -18,7 +18,7 @@ class TraceConfig(object):
 
     def __init__(self, mode="events", pid=None, ports=(), ignore_errors=True, comm=None, uid=None,
                  netns="all", containername=None, scope="all", max_events=None, backend="auto",
-                 ringbuf_bytes=1 << 22, summary_entries=16384):
+                 ringbuf_bytes=1 << 22, summary_entries=65536):
         self.mode = mode
         self.pid = pid
         self.ports = list(ports)          # [(lo, hi), ...] inclusive ranges
@@ -153,6 +153,16 @@ def parse_containername(value):
     return value
 
 
+def parse_limit(value, name, what):
+    """A cap: a positive number, or 'unlimited' (or 0) for none -> the number or None.
+    Unset values are the caller's to default (facts.py)."""
+    if isinstance(value, str) and value.strip().lower() == "unlimited":
+        return None
+    if value in (0, "0"):
+        return None
+    return _int(name, value, 1, 10 ** 9, "a positive number of %s, or unlimited" % what)
+
+
 def make_config(mode="events", pid=None, ports=None, ignore_errors=True, comm=None, uid=None,
                 netns="all", containername=None, scope="all", max_events=None, backend="auto"):
     """Validate raw option values (strings from a CLI, YAML values from Ansible)."""
@@ -167,7 +177,7 @@ def make_config(mode="events", pid=None, ports=None, ignore_errors=True, comm=No
         netns=parse_netns(netns),
         containername=parse_containername(containername),
         scope=parse_choice(scope, "scope", SCOPES),
-        max_events=None if max_events in (None, "", 0, "0") else _int(
-            "max_events", max_events, 1, 10 ** 9, "a positive number of events"),
+        max_events=None if max_events in (None, "") else parse_limit(
+            max_events, "max_events", "events"),
         backend=parse_choice(backend, "backend", BACKENDS),
     )

@@ -13,10 +13,23 @@ Rule keys (all optional, at least one match key per rule):
   user       user name or uid, glob allowed: "www-data" | 0 | "svc-*" | list
   container  glob of the container name; "*" = any container (never a host process)
   host       true: only host processes (no container); false: only containers
+  client     true: the rule matches client binds only (see below)
   name, description   free text, for people
 
 Failed binds (error set) get a verdict like any bind, for the report, but they
 opened nothing: they are never listed in `unexpected` (so they never fail a task).
+
+Client binds: a bind that asked for port 0 (the kernel picks the port, or
+IP_BIND_ADDRESS_NO_PORT defers it to connect()) of a port protocol (TCP, UDP,
+UDP-Lite, SCTP, MPTCP), on a socket that did not listen: what every client
+socket of Java's DatagramSocket(), Node's dgram or a DNS resolver does. Summary
+mode counts them in the kernel per process and address, without the port.
+By default the policy does not judge them: their verdict is "client" and they
+never fail a task. A rule with `client: true` turns judging on: then every
+client bind is "expected" when a `client: true` rule matches it, else
+"unexpected" (rules without `client: true` match listeners and binds to a
+requested port only). A port-0 socket that becomes a listener is judged as the
+listener it is, with its real port (the listener records).
 """
 import fnmatch
 import ipaddress
@@ -24,7 +37,7 @@ import ipaddress
 from . import BindtraceError
 from .protocols import PROTO_NAMES
 
-MATCH_KEYS = ("port", "proto", "addr", "comm", "user", "container", "host")
+MATCH_KEYS = ("port", "proto", "addr", "comm", "user", "container", "host", "client")
 INFO_KEYS = ("name", "description")
 PROTOS = sorted(set(PROTO_NAMES.values()))
 ADDR_WORDS = ("loopback", "any", "wildcard")
@@ -114,6 +127,12 @@ def compile_rule(index, rule):
                 _fail(index, key, value, "expected true (host processes only) or false "
                                          "(containers only)")
             out[key] = value
+        elif key == "client":
+            if value is not True:
+                _fail(index, key, value, "expected true: the rule then allows client binds "
+                                         "(port 0) and client binds are judged; leave the key "
+                                         "out for rules about listeners")
+            out[key] = value
         else:
             out[key] = _glob_list(index, key, value)
     for key in INFO_KEYS:
@@ -182,8 +201,30 @@ def _user_ok(globs, rec):
     return any(fnmatch.fnmatchcase(n, g) for g in globs for n in names)
 
 
+# protocols whose binds name a port (a raw socket's "port" is its protocol number)
+PORT_PROTOS = ("TCP", "UDP", "UDPLITE", "SCTP", "MPTCP")
+
+
+def is_client(rec):
+    """A client bind: it asked for port 0 and its socket did not listen (the
+    decoder sets `client`; the test is repeated for records without it)."""
+    if rec.get("listened") or rec.get("state"):   # a listener (record of the snapshot)
+        return False
+    if "client" in rec:
+        return bool(rec["client"])
+    return rec.get("requested_port") == 0 and str(rec.get("proto") or "").upper() in PORT_PROTOS
+
+
+def judges_clients(compiled):
+    return bool(compiled) and any(r.get("client") for r in compiled)
+
+
 def rule_matches(rule, rec):
+    if bool(rule.get("client")) != is_client(rec):
+        return False    # client rules judge client binds; other rules judge everything else
     for key, want in rule.items():
+        if key == "client":
+            continue
         if key == "port":
             port = _port_of(rec)
             ok = any(lo <= port <= hi for lo, hi in want)
@@ -207,9 +248,15 @@ def rule_matches(rule, rec):
     return True
 
 
-def verdict(compiled, rec):
+def verdict(compiled, rec, clients_judged=None):
+    """None (no policy), "client" (a client bind nobody asked to judge),
+    "expected" or "unexpected"."""
     if compiled is None:
         return None
+    if clients_judged is None:
+        clients_judged = judges_clients(compiled)
+    if not clients_judged and is_client(rec):
+        return "client"
     return "expected" if any(rule_matches(r, rec) for r in compiled) else "unexpected"
 
 
@@ -217,13 +264,14 @@ def apply_policy(rules, binds, listeners):
     """Set `verdict` on every bind and listener (in place); return the unexpected
     ones: {"binds": [successful binds no rule allows], "listeners": [...]}."""
     compiled = validate_rules(rules)
+    judged = judges_clients(compiled)
     unexpected = {"binds": [], "listeners": []}
     for rec in binds:
-        rec["verdict"] = verdict(compiled, rec)
+        rec["verdict"] = verdict(compiled, rec, judged)
         if rec["verdict"] == "unexpected" and not rec.get("error"):
             unexpected["binds"].append(rec)
     for rec in listeners:
-        rec["verdict"] = verdict(compiled, rec)
+        rec["verdict"] = verdict(compiled, rec, judged)
         if rec["verdict"] == "unexpected":
             unexpected["listeners"].append(rec)
     return unexpected
@@ -244,8 +292,14 @@ def describe(rec):
         addr = "[%s]" % addr
     where = _container_name(rec) or (rec.get("container") or {}).get("id")
     inside = " in container %s" % _shown(where) if where else ""
+    port = _port_of(rec)
+    if is_client(rec):   # 'UDP 127.0.0.1 client binds x2000 (ports 32768-60999)'
+        port_min, port_max = rec.get("port_min"), rec.get("port_max")
+        ports = "" if not port_max else " (port %d)" % port_max if port_min == port_max else \
+            " (ports %s-%s)" % (port_min, port_max)
+        port = "0 client bind%s x%s%s" % ("s" if rec.get("count", 1) != 1 else "",
+                                          rec.get("count", 1), ports)
     if rec.get("pid") is None:   # a socket no visible process holds (another pid namespace)
-        return "%s %s:%s (no owning process visible)%s" % (rec.get("proto"), addr,
-                                                           _port_of(rec), inside)
-    return "%s %s:%s %s pid %s%s" % (rec.get("proto"), addr, _port_of(rec), _shown(rec.get("comm")),
+        return "%s %s:%s (no owning process visible)%s" % (rec.get("proto"), addr, port, inside)
+    return "%s %s:%s %s pid %s%s" % (rec.get("proto"), addr, port, _shown(rec.get("comm")),
                                      rec.get("pid"), inside)

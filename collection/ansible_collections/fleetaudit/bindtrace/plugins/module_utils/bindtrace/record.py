@@ -25,7 +25,7 @@ from .bind_h import (OPT_FREEBIND, OPT_NO_PORT, OPT_REUSEADDR, OPT_REUSEPORT,
 from .protocols import proto_name
 
 # JSON kinds (the report's fact-shape check tests each value against its kind)
-INT, TEXT, MAP = "int", "text", "map"
+INT, TEXT, MAP, BOOL = "int", "text", "map", "bool"
 # which records carry a field
 BIND = "bind"            # every bind record (events and summary mode)
 SUMMARY = "summary"      # summary-mode bind records only
@@ -73,6 +73,10 @@ def _null():
     return None
 
 
+# protocols whose binds name a port (bind.bpf.c's port_proto; a raw socket's
+# "port" is its protocol): port 0 asked there is a client bind
+PORT_PROTOS = frozenset((6, 17, 132, 136, 262))
+
 BL = (BIND, LISTENER)
 TIME = ("clock", "ts")
 FIELDS = (
@@ -95,6 +99,10 @@ FIELDS = (
     Field("requested_addr", TEXT, "req_addr", "16s", lambda f, a: format_addr(f, a),
           ("family", "req_addr"), bcc=True),
     Field("requested_port", INT, "req_port", "H", bcc=True),
+    # port 0 asked on a port protocol: the kernel picked the port (summary mode
+    # counts these without it: bind.h's bind_stats, bind.bpf.c's summary_add)
+    Field("client", BOOL, decode=lambda req_port, proto: req_port == 0 and proto in PORT_PROTOS,
+          args=("req_port", "proto"), bcc=True),
     Field("opts", TEXT, "opts", "B", lambda bits: opts_string(bits), title="OPTS", width=6,
           show="CR", bcc=True),
     Field("options", MAP, "opts", decode=lambda bits: opts_dict(bits), bcc=True),
@@ -115,6 +123,12 @@ FIELDS = (
           records=(SUMMARY,), bcc=True),
     Field("last_seen", TEXT, "last_ts", "Q", _rfc3339, ("clock", "last_ts"), records=(SUMMARY,),
           bcc=True),
+    Field("port_min", INT, "port_min", "H", records=(SUMMARY,), bcc=True),
+    Field("port_max", INT, "port_max", "H", records=(SUMMARY,), bcc=True),
+    # a client key has no pid/ppid: the summary decoder reads pid and ppid from
+    # these (events.py); no record carries them under their own name
+    Field("first_pid", INT, "first_pid", "I", records=()),
+    Field("first_ppid", INT, "first_ppid", "I", records=()),
     Field("verdict", TEXT, records=(POLICY,)),          # set by the allow rules
     Field("state", TEXT, records=(LISTENER,)),
     Field("inode", INT, records=(LISTENER,)),

@@ -6,6 +6,7 @@ import time
 
 from . import SCHEMA, BindtraceError
 from . import preflight
+from .bounded import DEFAULT_MAX_RECORDS, keep_significant
 from .events import Clock, decode_event, decode_summary
 
 
@@ -231,11 +232,24 @@ def run_window(cfg, duration, should_stop=None):
     return binds, st, meta
 
 
-def build_facts(cfg, binds, st, meta, listeners=None, policy_rules=None):
-    """The bind_trace facts of DESIGN.md from one window's results."""
-    from .policy import apply_policy
-    unexpected = apply_policy(policy_rules, binds, listeners or [])
+def build_facts(cfg, binds, st, meta, listeners=None, policy_rules=None,
+                max_records=DEFAULT_MAX_RECORDS):
+    """The bind_trace facts of DESIGN.md from one window's results. The policy
+    judges every record; then at most max_records binds and max_records
+    listeners are returned, the most significant first (bounded.py), with
+    exact totals in counts (None: no cap)."""
+    from .policy import apply_policy, is_client
+    listeners = listeners or []
+    unexpected = apply_policy(policy_rules, binds, listeners)
     total = sum(b.get("count", 1) for b in binds)
+    clients = sum(b.get("count", 1) for b in binds if is_client(b))
+    kept_binds, omitted_binds = keep_significant(binds, max_records)
+    kept_listeners, omitted_listeners = keep_significant(listeners, max_records)
+    if omitted_binds or omitted_listeners:
+        kept = set(map(id, kept_binds)) | set(map(id, kept_listeners))
+        shown = {kind: [r for r in recs if id(r) in kept] for kind, recs in unexpected.items()}
+    else:
+        shown = unexpected
     return {
         "schema": SCHEMA,
         "host": {"hostname": meta["hostname"], "kernel": meta["kernel"], "backend": meta["backend"],
@@ -244,16 +258,19 @@ def build_facts(cfg, binds, st, meta, listeners=None, policy_rules=None):
         "window": {"start": meta["start"], "end": meta["end"], "duration": meta["duration"]},
         "mode": cfg.mode,
         "filters": cfg.as_filters(),
-        "binds": binds,
-        "listeners": listeners or [],
+        "binds": kept_binds,
+        "listeners": kept_listeners,
         "lost": st["lost"],
         "dropped": st["dropped"],
-        "truncated": st["dropped"] > 0 or st.get("summary_full", 0) > 0,
+        "truncated": (st["dropped"] > 0 or st.get("summary_full", 0) > 0 or omitted_binds > 0
+                      or omitted_listeners > 0),
         "summary_full": st.get("summary_full", 0),
-        "unexpected": unexpected,
-        "counts": {"binds": total, "records": len(binds), "listeners": len(listeners or []),
+        "unexpected": shown,
+        "counts": {"binds": total, "records": len(binds), "listeners": len(listeners),
+                   "client_binds": clients,
                    "unexpected_binds": len(unexpected["binds"]),
                    "unexpected_listeners": len(unexpected["listeners"]),
+                   "omitted_binds": omitted_binds, "omitted_listeners": omitted_listeners,
                    "lost": st["lost"], "dropped": st["dropped"]},
         "missing_fields": meta["missing_fields"],
         "policy": {"rules": len(policy_rules or [])},

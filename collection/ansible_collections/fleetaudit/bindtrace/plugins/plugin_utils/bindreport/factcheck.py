@@ -5,7 +5,7 @@ JSON. One such host must not crash the fleet report (an exception in the
 callback loses every host's result): its facts are refused with a reason that
 names the first bad field, and the host shows as failed.
 """
-from .fields import INT_FIELDS, MAP_FIELDS, TEXT_FIELDS
+from .fields import BOOL_FIELDS, INT_FIELDS, MAP_FIELDS, TEXT_FIELDS
 
 TOP_INTS = ("schema", "lost", "dropped", "summary_full")
 TOP_MAPS = ("host", "window", "filters", "counts", "unexpected", "policy")
@@ -46,6 +46,10 @@ def _record_problem(where, rec):
         v = rec.get(key)
         if v is not None and not isinstance(v, str):
             return "%s.%s: expected text or null, got %s" % (where, key, _kind(v))
+    for key in BOOL_FIELDS:
+        v = rec.get(key)
+        if v is not None and not isinstance(v, bool):
+            return "%s.%s: expected true, false or null, got %s" % (where, key, _kind(v))
     for key in MAP_FIELDS:
         problem = _flat_map("%s.%s" % (where, key), rec.get(key))
         if problem:
@@ -57,6 +61,7 @@ _NONE = type(None)
 _INT_TYPES = {int, _NONE}
 _TEXT_TYPES = {str, _NONE}
 _MAP_TYPES = {dict, _NONE}
+_BOOL_TYPES = {bool, _NONE}
 _SCALAR_TYPES = {str, int, float, bool, _NONE}
 
 
@@ -67,7 +72,8 @@ def _records_look_fine(records):
     value), and the per-record check decides and names it."""
     if not {type(r) for r in records} <= {dict}:
         return False
-    for fields, allowed in ((INT_FIELDS, _INT_TYPES), (TEXT_FIELDS, _TEXT_TYPES)):
+    for fields, allowed in ((INT_FIELDS, _INT_TYPES), (TEXT_FIELDS, _TEXT_TYPES),
+                            (BOOL_FIELDS, _BOOL_TYPES)):
         for key in fields:
             if not {type(r.get(key)) for r in records} <= allowed:
                 return False
