@@ -67,8 +67,9 @@ def test_localhost_facts_hold_exactly_the_workloads_binds_with_the_cli_fields():
         strip = lambda d: {k: v for k, v in d.items() if k not in ("timestamp", "verdict")}  # noqa
         assert strip(fact) == strip(ev)
     assert facts["counts"] == {"binds": 3, "records": 3, "listeners": len(facts["listeners"]),
-                               "unexpected_binds": 0, "unexpected_listeners": 0, "lost": 0,
-                               "dropped": 0}
+                               "client_binds": 0, "unexpected_binds": 0,
+                               "unexpected_listeners": 0, "omitted_binds": 0,
+                               "omitted_listeners": 0, "lost": 0, "dropped": 0}
     assert (facts["lost"], facts["dropped"], facts["truncated"]) == (0, 0, False)
     assert facts["unexpected"] == {"binds": [], "listeners": []}
     assert facts["policy"] == {"rules": 0}

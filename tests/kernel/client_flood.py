@@ -38,6 +38,8 @@ def child(comm, per_proc, addr, ready_w, go_r, done_w):
 def main():
     procs, per_proc, addr, prefix = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
     listen = len(sys.argv) > 5 and sys.argv[5] == "listen"
+    with open("/proc/self/comm", "w") as f:
+        f.write(prefix + "srv")
     ready_r, ready_w = os.pipe()
     go_r, go_w = os.pipe()
     done_r, done_w = os.pipe()

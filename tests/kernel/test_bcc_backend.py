@@ -147,6 +147,22 @@ def test_summary_mode_counts_equal(traced):
     assert len(repeated) == 1 and repeated[0]["count"] == 3 and repeated[0]["tid"] is None
     assert sum(r["count"] for r in bcc) == 10 and len(bcc) == 8
     assert repeated[0]["first_seen"] <= repeated[0]["last_seen"]
+    # client binds (port 0 asked) are counted without their port, the same way by
+    # both backends: port 0 in the record, the port the kernel gave in port_min/max
+    def full(r):
+        return key(r) + (r["port"], r["port_min"], r["port_max"], r["client"], r["pid"], r["ppid"])
+
+    assert sorted(map(full, core)) == sorted(map(full, bcc))
+    pid = traced["pid"]
+    clients = sorted((t["proto"], t["requested_addr"], t["port"]) for t in traced["truths"]
+                     if t["requested_port"] == 0 and t["pid"] == pid)
+    assert len(clients) == 4    # b1 b5 (IP_BIND_ADDRESS_NO_PORT: port stays 0) b6 b10
+    for recs in (core, bcc):
+        assert sorted((r["proto"], r["requested_addr"], r["port_min"]) for r in recs
+                      if r["client"]) == clients
+        assert all(r["port"] == 0 and r["port_min"] == r["port_max"] and r["pid"] == pid
+                   for r in recs if r["client"])
+        assert all(r["port"] == r["port_min"] == r["port_max"] for r in recs if not r["client"])
 
 
 def test_bcc_filters(traced):
