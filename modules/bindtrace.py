@@ -67,7 +67,8 @@ def trace(**kwargs):
     Trace socket binds for a bounded window and return the bind_trace dict.
 
     Options (the Ansible module fleetaudit.bindtrace.trace_bind's, same
-    defaults): duration (10 s), mode (summary|events), max_events, pid, ports
+    defaults): duration (10 s), mode (summary|events), max_events (10000),
+    max_records (500; "unlimited" for no cap), pid, ports
     (4242, "22,8000-8100" or a list), ignore_errors (true), comm, uid, netns
     (all|host|inode), containername, scope (all|host|containers), backend
     (auto|core|bcc), listeners (true), allow (list of rules), fail_on_unexpected.

@@ -23,7 +23,7 @@ HOME_DIR = "/tmp/bindtrace-ansible-test-home"
 TARGETS = ["plugins/modules/trace_bind.py", "galaxy.yml", "meta/runtime.yml"] + [
     "plugins/module_utils/bindtrace/%s.py" % m for m in (
         "policy", "listeners", "facts", "trace", "events", "filters", "preflight", "libbpf",
-        "backend_core", "protocols", "hangup")]
+        "backend_core", "protocols", "hangup", "bounded")]
 
 GET_PIP_STANDIN = '''\
 # stand-in for ansible-test's get-pip bootstrap script (its host is not reachable here)

@@ -87,5 +87,5 @@ def test_events_past_max_events_or_lost_also_fail_closed():
              "lost": 7, "dropped": 5, "summary_full": 0}
     assert unexpected_failure(facts, True) == (
         "the allow rules could not check every bind on h: 7 binds lost (ring buffer full), "
-        "5 binds dropped past max_events; rerun the task (use mode: summary, which loses "
-        "nothing; raise max_events or use mode: summary)")
+        "5 binds dropped past max_events; rerun the task (use mode: summary, which counts "
+        "every bind; raise max_events or use mode: summary)")

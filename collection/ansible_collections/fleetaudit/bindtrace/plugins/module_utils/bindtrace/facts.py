@@ -111,7 +111,7 @@ def unexpected_failure(facts, fail_on_unexpected):
 INCOMPLETE = (
     ("summary_full", "distinct binds not recorded (summary table full)",
      "trace a shorter window or fewer ports"),
-    ("lost", "binds lost (ring buffer full)", "use mode: summary, which loses nothing"),
+    ("lost", "binds lost (ring buffer full)", "use mode: summary, which counts every bind"),
     ("dropped", "binds dropped past max_events", "raise max_events or use mode: summary"),
 )
 
