@@ -1,7 +1,9 @@
 /* Bind storm load generator: T threads, each doing N bind() calls.
  * Mode "einval": bind an already-bound socket again (the kernel's cheapest
  * complete bind path, returns EINVAL); mode "ok": bind a fresh SO_REUSEADDR
- * socket to a fixed port and close it (a successful bind).
+ * socket to a fixed port and close it (a successful bind); mode "client": bind
+ * a fresh UDP socket to 127.0.0.1:0 and close it (an ephemeral client bind, as
+ * a DNS or StatsD client makes; PORT is unused).
  * Optional RATE (binds/s over all threads, 0 = as fast as possible) paces the
  * storm; optional "gate" waits for one byte on stdin before starting, so a
  * tracer can filter on this process's pid before the first bind.
@@ -22,6 +24,7 @@
 
 static long per_thread;
 static int ok_mode;
+static int client_mode;
 static int port;
 static double thread_rate; /* binds per second per thread, 0 = unpaced */
 static struct timespec start;
@@ -51,7 +54,16 @@ static void *storm(void *arg)
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	int one = 1;
 	(void)arg;
-	if (ok_mode) {
+	if (client_mode) {
+		struct sockaddr_in any = { .sin_family = AF_INET };
+		any.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		for (long i = 0; i < per_thread; i++) {
+			pace(i);
+			int s = socket(AF_INET, SOCK_DGRAM, 0);
+			bind(s, (struct sockaddr *)&any, sizeof(any));
+			close(s);
+		}
+	} else if (ok_mode) {
 		for (long i = 0; i < per_thread; i++) {
 			pace(i);
 			int s = socket(AF_INET, SOCK_STREAM, 0);
@@ -77,7 +89,7 @@ static void *storm(void *arg)
 int main(int argc, char **argv)
 {
 	if (argc < 5) {
-		fprintf(stderr, "usage: bindstorm THREADS BINDS_PER_THREAD einval|ok PORT [RATE [gate]]\n");
+		fprintf(stderr, "usage: bindstorm THREADS BINDS_PER_THREAD einval|ok|client PORT [RATE [gate]]\n");
 		return 2;
 	}
 	int threads = atoi(argv[1]);
@@ -87,6 +99,7 @@ int main(int argc, char **argv)
 	}
 	per_thread = atol(argv[2]);
 	ok_mode = strcmp(argv[3], "ok") == 0;
+	client_mode = strcmp(argv[3], "client") == 0;
 	port = atoi(argv[4]);
 	thread_rate = argc > 5 ? atof(argv[5]) / threads : 0;
 	if (argc > 6 && strcmp(argv[6], "gate") == 0) {
