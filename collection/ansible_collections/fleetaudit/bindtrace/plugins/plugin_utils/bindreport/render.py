@@ -11,7 +11,7 @@ import os
 import jinja2
 from markupsafe import Markup, escape
 
-from . import jsontext, parallel, views
+from . import jsontext, overview, parallel, views
 from .parallel import gc_paused
 from .metrics import render_metrics
 from .sanitize import markdown, one_line, visible
@@ -38,9 +38,66 @@ def _typed(render):
     return Cells(lambda tv: render(tv[1]))
 
 
-def html_bind_rows(model):
+# report.html's size budget: past these, the page keeps the fleet-wide views
+# and the findings, and leaves the rest to report.json (see README)
+HTML_BIND_ROWS = 20000      # rows of the all-binds table
+HTML_HOST_DETAILS = 300     # host detail sections
+
+
+def html_budget(model):
+    """What report.html shows in full and what it leaves to report.json."""
+    bt = bind_table(model)
+    keep = None
+    if bt.size > HTML_BIND_ROWS:
+        # the findings only, unexpected binds first, then failed ones, up to the budget
+        keep, room = [False] * bt.size, HTML_BIND_ROWS
+        for wanted in (lambda i: bt.unexpected[i], lambda i: bool(bt.columns["error"][i])):
+            for i in range(bt.size):
+                if room and not keep[i] and wanted(i):
+                    keep[i], room = True, room - 1
+    hosts = model["hosts"]
+    details = None
+    if len(hosts) > HTML_HOST_DETAILS:
+        details = {a["index"] for a in overview.attention(model)[:HTML_HOST_DETAILS]}
+    shown = bt.size if keep is None else sum(keep)
+    return {"bind_mask": keep, "binds_total": bt.size, "binds_shown": shown, "binds_omitted": bt.size - shown,
+            "detail_indexes": details or set(),
+            "detail_names": {hosts[i - 1]["name"] for i in details or ()}, "details_shown": len(details) if details is not None else len(hosts),
+            "details_omitted": 0 if details is None else len(hosts) - len(details)}
+
+
+def lazy_host_data(model, detailed=()):
+    """The listeners of the hosts without a detail section, compact, for
+    details built in the browser: {"cols": [...], "strings": [...], "hosts":
+    [[name, status, [[cell, ...], ...]] or null, ...]}; a text cell is an index
+    into strings (a fleet repeats its names). Safe inside <script
+    type="application/json">."""
+    cols = ("proto", "addr", "port", "state", "pid", "comm", "user", "verdict")
+    strings = {}
+
+    def cell(v):
+        if isinstance(v, str):
+            code = strings.get(v)
+            if code is None:
+                code = strings[v] = len(strings)
+            return code
+        return v
+    hosts = [None if i in detailed else
+             [visible(h["name"]), h["status"],
+              [[cell(visible(l.get(k)) if isinstance(l.get(k), str) else l.get(k)) for k in cols]
+               for l in ((h.get("facts") or {}).get("listeners") or [])]]
+             for i, h in enumerate(model["hosts"], 1)]
+    text = json.dumps({"cols": [c.upper() for c in cols], "text": [c in ("proto", "addr", "state", "comm", "user",
+                                                                         "verdict") for c in cols],
+                       "strings": list(strings), "hosts": hosts}, separators=(",", ":"))
+    # no "</script>", "<!--" or U+2028/9 can end the block or confuse a parser
+    return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+                  .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+def html_bind_rows(model, mask=None):
     """Every <tr> of the #binds table (as the template wrote them), built
-    column by column: each distinct value escaped once."""
+    column by column: each distinct value escaped once. mask: rows to keep."""
     bt = bind_table(model)
     cols = [bt.rendered(key, lambda v, key=key: '<td class="%s">%s</td>' % (key, _html(v)))
             for _, key in bt.titles]
@@ -50,7 +107,10 @@ def html_bind_rows(model):
                (False, True): '<tr class=" bind-error">', (True, True): '<tr class="unexpected bind-error">'}
     starts = [classes[u, bool(e)] for u, e in zip(bt.unexpected, bt.columns["error"])]
     ends = ["</tr>\n"] * bt.size
-    return "".join(map("".join, zip(starts, *cols + [ends])))
+    rows = map("".join, zip(starts, *cols + [ends]))
+    if mask is not None:
+        rows = (r for r, keep in zip(rows, mask) if keep)
+    return "".join(rows)
 
 
 def _md_cell(value):
@@ -61,13 +121,16 @@ def _md_verdict(value):
     return (" **%s** |" if value == "unexpected" else " %s |") % markdown(value)
 
 
-def md_bind_rows(model):
-    """Every row of the Markdown bind table, column by column."""
+def md_bind_rows(model, mask=None):
+    """Every row of the Markdown bind table, column by column (mask: rows to keep)."""
     bt = bind_table(model)
     cols = [["|"] * bt.size]
     cols.extend(bt.rendered(key, _md_verdict if key == "verdict" else _md_cell) for _, key in bt.titles)
     cols.append(bt.rendered("count", lambda v: " %s |\n" % markdown(v)))
-    return "".join(map("".join, zip(*cols)))
+    rows = map("".join, zip(*cols))
+    if mask is not None:
+        rows = (r for r, keep in zip(rows, mask) if keep)
+    return "".join(rows)
 
 
 def _listener_body(fmt):
@@ -204,15 +267,20 @@ def render(model, fmt):
         return render_metrics(model)
     context = {"model": model, "views": views}
     if fmt in ("html", "md"):
+        budget = html_budget(model)
         rows = html_bind_rows if fmt == "html" else md_bind_rows
         context.update(columns=bind_table(model).titles, unexpected_listeners=unexpected_listeners(model),
                        listener_rows=listener_rows(model), listener_body=_listener_body(fmt),
-                       unexpected_body=_unexpected_body(fmt),
-                       bind_rows=lambda: Markup(rows(model)))
+                       unexpected_body=_unexpected_body(fmt), attention=overview.attention(model),
+                       budget=budget, bind_rows=lambda: Markup(rows(model, budget["bind_mask"])))
     if fmt == "html":
         script, style = _asset("report.js"), _asset("report.css")
         context.update(script=Markup(script), style=Markup(style), script_hash=_csp_hash(script),
-                       style_hash=_csp_hash(style))
+                       style_hash=_csp_hash(style),
+                       lazy_data=(lazy_host_data(model, budget["detail_indexes"])
+                                  if budget["details_omitted"] else ""),
+                       overview={"headline": overview.headline(model), "matrices": overview.matrices(model),
+                                 "chart": overview.port_chart(model), "hosts": overview.host_rows(model)})
     if fmt == "junit":
         cases = junit_cases(model)
         context.update(cases=cases, failures=sum(1 for c in cases if c["kind"] == "failure"),

@@ -2,7 +2,7 @@
 (control characters escaped) so a process name cannot drive the terminal."""
 from .parallel import gc_paused
 from .sanitize import one_line, visible
-from . import views
+from . import overview, views
 from .table import bind_table, unexpected_listeners
 
 MAX_CELL = 48
@@ -27,7 +27,20 @@ def table(columns, rows):
     return out
 
 
-def bind_lines(model):
+# past this many bind records the terminal shows the findings only (unexpected
+# or failed binds); report.json has them all
+TERMINAL_BIND_ROWS = 5000
+
+
+def bind_mask(model, budget):
+    """None (every row) or a keep-flag per row of the bind table."""
+    bt = bind_table(model)
+    if bt.size <= budget:
+        return None
+    return [u or bool(e) for u, e in zip(bt.unexpected, bt.columns["error"])]
+
+
+def bind_lines(model, mask=None):
     """The fleet's bind table as table() lays it out, built column by
     column: each distinct value is escaped and padded once."""
     bt = bind_table(model)
@@ -39,7 +52,8 @@ def bind_lines(model):
         col = [t.ljust(width) for t in col]
         padded.append(map(col.__getitem__, bt.codes(key)[0]))
     out = ["  ".join(t.ljust(w) for (t, _), w in zip(columns, widths)).rstrip()]
-    out.extend(map(str.rstrip, map("  ".join, zip(*padded))))
+    rows = map(str.rstrip, map("  ".join, zip(*padded)))
+    out.extend(rows if mask is None else (r for r, keep in zip(rows, mask) if keep))
     return out
 
 
@@ -54,7 +68,10 @@ def _summary_lines(model):
     if s["lost"] or s["dropped"] or s["truncated_hosts"]:
         out.append(("lost events: %d  dropped: %d  truncated on: %s" % (
             s["lost"], s["dropped"], ", ".join(_cell(n) for n in s["truncated_hosts"]) or "-"), "failed"))
-    for h in views.not_traced(model):
+    not_traced = views.not_traced(model)
+    if not_traced:
+        out.append(("hosts not traced (loudest first):", "failed"))
+    for h in sorted(not_traced, key=lambda h: (overview.SEVERITY.get(h["status"], 9), h["name"])):
         out.append(("  %s %s: %s" % (h["status"].upper(), _cell(h["name"]), one_line(h["reason"])),
                     "failed"))
     unexpected = unexpected_listeners(model)
@@ -71,12 +88,12 @@ def _summary_lines(model):
     if s["unexpected_binds"]:
         out.append(("unexpected binds by host: " + ", ".join(
             "%s: %d" % (_cell(n), c) for n, c in sorted(s["unexpected_binds"].items())), None))
+    out.extend(_outlier_lines(s.get("outliers")))
     if s["top_ports"]:
         out.append(("top ports:", None))
         out.extend(("  " + l, None) for l in table(
             [("PROTO", "proto"), ("PORT", "port"), ("HOSTS", "hosts"), ("LISTENERS", "listeners"),
              ("BINDS", "binds")], s["top_ports"]))
-    out.extend(_outlier_lines(s.get("outliers")))
     out.extend(_history_lines(model))
     if s["drift"] is not None:
         out.append(("drift since baseline %s: %d new, %d gone" % (
@@ -133,10 +150,17 @@ def _history_lines(model):
 def terminal_lines(model):
     """model -> [(text, style)]: the table (unexpected rows styled) and the
     summary, for front-ends that colour lines; text is already inert."""
-    lines = bind_lines(model)
+    mask = bind_mask(model, TERMINAL_BIND_ROWS)
+    lines = bind_lines(model, mask)
     out = [(lines[0], None)]
     styles = [None, "unexpected"]
-    out.extend(zip(lines[1:], [styles[u] for u in bind_table(model).unexpected]))
+    unexpected = bind_table(model).unexpected
+    if mask is not None:
+        unexpected = [u for u, keep in zip(unexpected, mask) if keep]
+    out.extend(zip(lines[1:], [styles[u] for u in unexpected]))
+    if mask is not None:
+        out.append(("(%d of %d bind records shown: the unexpected and failed ones; report.json has them all)"
+                    % (len(unexpected), len(mask)), None))
     out.append(("", None))
     out.extend(_summary_lines(model))
     return out
