@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 TRACEFS := /sys/kernel/tracing
 
-.PHONY: demo test bpf bpf-check bench venv tracefs clean
+.PHONY: demo test test-matrix bpf bpf-check bench venv tracefs clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -23,8 +23,20 @@ demo: venv tracefs
 test: venv tracefs
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The Ansible tests (module, callback, playbook, installed tarball, ansible-test
+# sanity) once per supported controller: MATRIX="oldest default newest" (all by
+# default); scripts/matrix.py says which ansible-core and Python each row is.
+MATRIX ?=
+test-matrix: venv tracefs
+	$(PY) scripts/matrix.py $(MATRIX)
+
+# The collection ships the BPF source beside the object embedded from it (GPL).
+COLLECTION_BPF := collection/ansible_collections/fleetaudit/bindtrace/bpf
+BPF_SOURCES := bind.bpf.c bind.h core_types.h
+
 bpf:
 	$(MAKE) -C bpf
+	for f in $(BPF_SOURCES); do cp bpf/$$f $(COLLECTION_BPF)/$$f; done
 
 # Rebuild the object from source in a scratch copy and compare with the committed one
 # (a private scratch directory: other checkouts may run this at the same time); then
@@ -33,6 +45,8 @@ bpf-check:
 	D=$$(mktemp -d /tmp/bindtrace-bpf-check.XXXXXX) && \
 	cp bpf/bind.bpf.c bpf/bind.h bpf/core_types.h bpf/Makefile bpf/embed.py bpf/gen_layout.py $$D/ && \
 	$(MAKE) -s -C $$D bind.bpf.o && cmp bpf/bind.bpf.o $$D/bind.bpf.o; rc=$$?; rm -rf $$D; exit $$rc
+	for f in $(BPF_SOURCES); do cmp bpf/$$f $(COLLECTION_BPF)/$$f || \
+	  { echo "$(COLLECTION_BPF)/$$f differs from bpf/$$f: run make bpf"; exit 1; }; done
 	$(PY) -c "import hashlib,sys; sys.path.insert(0,'collection/ansible_collections/fleetaudit/bindtrace/plugins/module_utils'); \
 	from bindtrace import bpf_object as b; d=open('bpf/bind.bpf.o','rb').read(); \
 	assert b.object_bytes()==d and b.BIND_H==open('bpf/bind.h').read(), 'bpf_object.py is stale: run make bpf'; \
@@ -44,4 +58,4 @@ bench: venv tracefs
 	$(PY) tests/bench/run_all.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .venv-matrix .pytest_cache

@@ -19,7 +19,7 @@ if HERE not in sys.path:
 from harness import Fleet  # noqa: E402
 from fleet_workload import Binder  # noqa: E402
 
-VENV_BIN = os.path.join(ROOT, ".venv", "bin")
+from controller import VENV_BIN  # noqa: E402  (.venv, or the matrix row's controller)
 FLEET_SIZE = 5
 # Distinct from the molecule scenario's and the benchmark's fleets, so they
 # can run beside this one. Several pytest sessions may run at once (several

@@ -12,7 +12,7 @@ import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-VENV_BIN = os.path.join(ROOT, ".venv", "bin")
+from controller import VENV_BIN  # noqa: E402  (.venv, or the matrix row's controller)
 PYTHON = "/usr/bin/python3"
 # the kernel keeps 15 characters of a program name: bind_exit_compat -> bind_exit_compa
 # (one program per hook rung and build: tracepoint, kretprobe, fexit on inet_bind/inet6_bind)

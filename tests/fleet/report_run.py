@@ -9,7 +9,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-VENV_BIN = os.path.join(ROOT, ".venv", "bin")
+from controller import VENV_BIN  # noqa: E402  (.venv, or the matrix row's controller)
 STANDIN_PLAYBOOK = os.path.join(HERE, "fixtures", "standin", "standin.yml")
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 

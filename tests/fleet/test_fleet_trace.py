@@ -12,11 +12,12 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from controller import connection_param
 from conftest import run_playbook
 
 pytestmark = [pytest.mark.fleet, pytest.mark.slow]
 
-CONNECTIONS = ["ssh", "paramiko_ssh"]
+CONNECTIONS = ["ssh", connection_param("paramiko_ssh")]   # paramiko_ssh: ansible-core <= 2.20
 WINDOW = 5
 
 SSH_RULE = {"name": "ssh", "port": 22, "proto": "tcp", "comm": "sshd"}

@@ -1,21 +1,25 @@
-"""fleetaudit.bindtrace.trace_bind over SSH (paramiko_ssh) to a test-fleet host,
+"""fleetaudit.bindtrace.trace_bind over SSH (ssh, and paramiko_ssh where the
+controller's ansible-core still has it: 2.20 and older) to a test-fleet host,
 a network namespace with its own sshd: with `netns: host` the facts hold
 exactly the binds a workload made inside that host during the window, and the
 listener snapshot is exactly that host's sockets."""
 import pytest
 
 from bindtrace.events import EVENT_KEYS
+from controller import connection_param
 from module_run import EXACT, PYTHON, Play, Workload, assert_nothing_left, pids_in_netns, trace_task
 
 pytestmark = pytest.mark.fleet
+CONNECTIONS = ["ssh", connection_param("paramiko_ssh")]
 
 
-def test_paramiko_ssh_facts_hold_exactly_the_binds_made_in_the_host(fleet):
+@pytest.mark.parametrize("connection", CONNECTIONS)
+def test_ssh_facts_hold_exactly_the_binds_made_in_the_host(fleet, connection):
     host = fleet.hosts[0]
     name, inode = host["name"], fleet.netns_inode(host["name"])
     p1, p2 = 41001, 41002     # a fresh namespace: nothing else is bound there
     play = Play([trace_task(duration=6, mode="events", netns="host", ignore_errors=False)],
-                hosts=name, inventory=fleet.inventory_path, connection="paramiko_ssh")
+                hosts=name, inventory=fleet.inventory_path, connection=connection)
     play.wait_attached(candidates=lambda: pids_in_netns(inode))
     work = Workload(EXACT, p1, p2, "127.0.0.1", prefix=fleet.exec_argv(name, []))
     try:
@@ -47,13 +51,14 @@ def test_paramiko_ssh_facts_hold_exactly_the_binds_made_in_the_host(fleet):
     assert_nothing_left(play)
 
 
-def test_paramiko_ssh_bad_input_fails_that_host_only(fleet):
+@pytest.mark.parametrize("connection", CONNECTIONS)
+def test_ssh_bad_input_fails_that_host_only(fleet, connection):
     first, second = fleet.hosts[0]["name"], fleet.hosts[1]["name"]
     task = trace_task(duration="{{ '0' if inventory_hostname == '%s' else '1' }}" % first,
                       listeners=False)
     play = Play([task, {"name": "after", "debug": {"msg": "carried on"}}],
                 hosts="%s,%s" % (first, second), inventory=fleet.inventory_path,
-                connection="paramiko_ssh", interpreter=PYTHON)
+                connection=connection, interpreter=PYTHON)
     play.wait()
     data = play.results_by_host()
     assert data["trace"][first]["msg"] == ("invalid duration '0': expected seconds, more than 0 "

@@ -1,0 +1,375 @@
+// SPDX-License-Identifier: GPL-2.0
+/* bindtrace kernel side: one record body (record_bind) behind three hooks,
+ * the loader picks the cheapest the kernel allows (the hook ladder):
+ *   fexit on inet_bind/inet6_bind  -> the socket and sockaddr as arguments
+ *   kretprobe on the bind syscall  -> arguments from the saved user registers
+ *   the sys_exit_bind tracepoint   -> arguments from the saved user registers
+ * At syscall exit the call's arguments (fd, sockaddr pointer, addrlen) are
+ * still in the caller's saved registers (bpf_task_pt_regs), so there is no
+ * entry program and no per-thread map. The record reads the requested
+ * sockaddr and the bound state from the socket (CO-RE), then either emits an
+ * event (ring buffer) or counts it in the summary hash.
+ * Built once per architecture: -D__TARGET_ARCH_x86 or -D__TARGET_ARCH_arm64
+ * (core_types.h: where the saved registers hold the arguments). */
+#include "core_types.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "bind.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+
+/* inet_flags bit numbers (include/net/inet_sock.h, 6.6+) */
+#define INET_FLAGS_FREEBIND 11
+#define INET_FLAGS_TRANSPARENT 15
+#define INET_FLAGS_BIND_ADDRESS_NO_PORT 18
+
+const volatile struct bind_config cfg = {};
+
+/* Linux 6.2+: turn a kernel address into a typed read-only BTF pointer, so
+ * field reads are plain fault-safe loads instead of a helper call each (a
+ * quarter of the per-bind cost). Weak: older kernels load bind_exit_compat. */
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
+#define CAST(ptr, type) ((type *)bpf_rdonly_cast((ptr), bpf_core_type_id_kernel(type)))
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct bind_key);
+	__type(value, struct bind_stats);
+} summary SEC(".maps");
+
+/* bitmap of ports to keep: 1024 x 64 bits */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u64);
+} ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+/* per-CPU scratch: the event under construction, and bulk copies of the
+ * socket's sock_common and the caller's sockaddr (one helper call each
+ * instead of one per field: the exit program is the whole per-bind cost) */
+#define SKC_BUF 256
+struct scratch {
+	struct bind_event e;
+	__u8 skc[SKC_BUF];
+	__u8 uaddr[32];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch SEC(".maps");
+
+static __always_inline void stat_inc(__u32 slot)
+{
+	__u64 *v = bpf_map_lookup_elem(&stats, &slot);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline bool port_wanted(__u16 port)
+{
+	__u32 idx = port >> 6;
+	__u64 *word = bpf_map_lookup_elem(&ports, &idx);
+	return word && (*word & (1ULL << (port & 63)));
+}
+
+static __always_inline bool comm_matches(const char *comm)
+{
+#pragma unroll
+	for (int i = 0; i < TASK_COMM_LEN; i++) {
+		if (comm[i] != cfg.comm[i])
+			return false;
+		if (comm[i] == 0)
+			return true;
+	}
+	return true;
+}
+
+static __always_inline struct sock *fd_to_sock(struct task_struct *task, __u32 fd, bool fast)
+{
+	struct fdtable *fdt = task->files->fdt;  /* BTF pointers: plain loads */
+	if (fd >= fdt->max_fds)
+		return 0;
+	struct file **fds = fdt->fd;
+	struct file *file = 0;
+	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
+	if (!file)
+		return 0;
+	if (fast) {
+		struct socket *sock = CAST(CAST(file, struct file)->private_data, struct socket);
+		/* private_data of a non-socket file is something else: a socket points back */
+		if (!sock || sock->file != file)
+			return 0;
+		return sock->sk;
+	}
+	struct socket *sock = BPF_CORE_READ(file, private_data);
+	if (!sock || BPF_CORE_READ(sock, file) != file)
+		return 0;
+	return BPF_CORE_READ(sock, sk);
+}
+
+static __always_inline __u8 read_opts(struct sock *sk, struct sock_common *skc, bool fast)
+{
+	__u8 opts = 0;
+	struct inet_sock *inet = (struct inet_sock *)sk;
+
+	if (bpf_core_field_exists(inet->inet_flags)) {
+		unsigned long flags = fast ? CAST(sk, struct inet_sock)->inet_flags
+					   : BPF_CORE_READ(inet, inet_flags);
+		if (flags & (1UL << INET_FLAGS_FREEBIND))
+			opts |= OPT_FREEBIND;
+		if (flags & (1UL << INET_FLAGS_TRANSPARENT))
+			opts |= OPT_TRANSPARENT;
+		if (flags & (1UL << INET_FLAGS_BIND_ADDRESS_NO_PORT))
+			opts |= OPT_NO_PORT;
+	} else {
+		struct inet_sock___o *old = (void *)sk;
+		if (BPF_CORE_READ_BITFIELD_PROBED(old, freebind))
+			opts |= OPT_FREEBIND;
+		if (BPF_CORE_READ_BITFIELD_PROBED(old, transparent))
+			opts |= OPT_TRANSPARENT;
+		if (BPF_CORE_READ_BITFIELD_PROBED(old, bind_address_no_port))
+			opts |= OPT_NO_PORT;
+	}
+	/* from the bulk copy: plain (relocated) loads */
+	if (BPF_CORE_READ_BITFIELD(skc, skc_reuse))
+		opts |= OPT_REUSEADDR;
+	if (BPF_CORE_READ_BITFIELD(skc, skc_reuseport))
+		opts |= OPT_REUSEPORT;
+	return opts;
+}
+
+/* Filters that need no socket, cheapest first: is this caller's bind wanted? */
+static __always_inline bool caller_wanted(__s32 ret, __u64 pid_tgid)
+{
+	if (cfg.ignore_errors && ret != 0)
+		return false;
+	if (cfg.filter_pid && (pid_tgid >> 32) != cfg.pid)
+		return false;
+	if (cfg.filter_uid && (__u32)bpf_get_current_uid_gid() != cfg.uid)
+		return false;
+	if (cfg.filter_comm) {
+		char comm[TASK_COMM_LEN];
+		bpf_get_current_comm(comm, sizeof(comm));
+		if (!comm_matches(comm))
+			return false;
+	}
+	return true;
+}
+
+static __always_inline long read_addr(void *dst, __u32 size, const void *src, bool user)
+{
+	return user ? bpf_probe_read_user(dst, size, src) : bpf_probe_read_kernel(dst, size, src);
+}
+
+/* The one record body every hook calls once it knows the socket: fills the
+ * record and emits it (events) or counts it (summary).
+ * sk: the socket after bind; uaddr/addrlen: the sockaddr the caller passed
+ * (user memory for the syscall hooks, the kernel's copy for fexit). */
+static __always_inline int record_bind(struct task_struct *task, __u64 pid_tgid, struct sock *sk,
+				       const void *uaddr, bool user_addr, __u32 addrlen,
+				       __s32 ret, bool fast)
+{
+	__u32 zero = 0;
+	struct scratch *sc = bpf_map_lookup_elem(&scratch, &zero);
+	if (!sc)
+		return 0;
+	struct sock_common *skc;
+	if (fast) {
+		skc = CAST(sk, struct sock_common);
+	} else {
+		/* one bulk copy instead of a helper call per field */
+		__u32 skc_size = bpf_core_type_size(struct sock_common);
+		if (skc_size > SKC_BUF)
+			skc_size = SKC_BUF;
+		if (bpf_probe_read_kernel(sc->skc, skc_size, sk))
+			return 0;
+		skc = (struct sock_common *)sc->skc;
+	}
+	__u16 family = skc->skc_family;
+	if (family != AF_INET && family != AF_INET6)
+		return 0; /* unix, netlink, packet...: not a network bind */
+
+	struct bind_event *e = &sc->e;
+	struct bind_key *k = &e->key;
+	__builtin_memset(k, 0, sizeof(*k));
+
+	k->netns = fast ? skc->skc_net.net->ns.inum : BPF_CORE_READ(skc, skc_net.net, ns.inum);
+	if (cfg.filter_netns && k->netns != cfg.netns)
+		return 0;
+
+	k->port = bpf_ntohs(fast ? CAST(sk, struct inet_sock)->inet_sport
+				 : BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	/* the requested sockaddr, as the caller passed it: one fixed-size read
+	 * (a sockaddr_in6); if that crosses the end of the caller's mapping,
+	 * a sockaddr_in's worth. addrlen says how much of it is meaningful. */
+	__u32 len = addrlen;
+	if (read_addr(sc->uaddr, 28, uaddr, user_addr) != 0) {
+		if (read_addr(sc->uaddr, 16, uaddr, user_addr) != 0)
+			len = 0;
+		else if (len > 16)
+			len = 16;
+	}
+	if (len >= 4) {
+		__u16 req_family = *(__u16 *)sc->uaddr;
+		k->req_port = bpf_ntohs(*(__u16 *)(sc->uaddr + 2));
+		if (req_family == AF_INET6 && len >= 24)
+			__builtin_memcpy(k->req_addr, sc->uaddr + 8, 16);
+		else if (req_family == AF_INET && len >= 8)
+			__builtin_memcpy(k->req_addr, sc->uaddr + 4, 4);
+	}
+	if (cfg.filter_ports && !port_wanted(k->port) && !port_wanted(k->req_port))
+		return 0;
+
+	if (family == AF_INET) {
+		k->family = 4;
+		__be32 a = skc->skc_rcv_saddr;
+		__builtin_memcpy(k->addr, &a, 4);
+	} else {
+		k->family = 6;
+		__builtin_memcpy(k->addr, &skc->skc_v6_rcv_saddr, 16);
+	}
+	k->proto = fast ? BPF_CORE_READ_BITFIELD(CAST(sk, struct sock), sk_protocol)
+			: BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol);
+	k->opts = read_opts(sk, skc, fast);
+	k->bound_dev_if = skc->skc_bound_dev_if;
+	k->ret = ret;
+	k->pid = pid_tgid >> 32;
+	k->ppid = task->real_parent->tgid;
+	__u64 ugid = bpf_get_current_uid_gid();
+	k->uid = (__u32)ugid;
+	k->gid = ugid >> 32;
+	k->mntns = task->nsproxy->mnt_ns->ns.inum;
+	k->cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(k->comm, sizeof(k->comm));
+
+	__u64 now = bpf_ktime_get_boot_ns();
+
+	if (cfg.mode == BIND_MODE_SUMMARY) {
+		struct bind_stats *st = bpf_map_lookup_elem(&summary, k);
+		if (st) {
+			__sync_fetch_and_add(&st->count, 1);
+			st->last_ts = now;
+			return 0;
+		}
+		struct bind_stats init = { .count = 1, .first_ts = now, .last_ts = now };
+		if (bpf_map_update_elem(&summary, k, &init, BPF_NOEXIST) == 0)
+			return 0;
+		/* another CPU inserted the same key meanwhile, or the map is full */
+		st = bpf_map_lookup_elem(&summary, k);
+		if (st) {
+			__sync_fetch_and_add(&st->count, 1);
+			st->last_ts = now;
+		} else {
+			stat_inc(STAT_SUMMARY_FULL);
+		}
+		return 0;
+	}
+
+	stat_inc(STAT_SEEN); /* events mode: delivered + lost == seen (summary: the counts) */
+	e->ts = now;
+	e->tid = (__u32)pid_tgid;
+	if (bpf_ringbuf_output(&events, e, sizeof(*e), 0))
+		stat_inc(STAT_LOST);
+	return 0;
+}
+
+/* Syscall-exit hooks (tracepoint, kretprobe on the syscall): bind(2) has
+ * returned, and its arguments are still in the caller's saved registers
+ * (SYSCALL_ARG*: per architecture), so no entry program and no per-thread map. */
+static __always_inline int on_syscall_exit(__s32 ret, bool fast)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!caller_wanted(ret, pid_tgid))
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	__u32 fd = (__u32)SYSCALL_ARG1(regs);
+	struct sock *sk = fd_to_sock(task, fd, fast);
+	if (!sk)
+		return 0;
+	return record_bind(task, pid_tgid, sk, (const void *)SYSCALL_ARG2(regs), true,
+			   (__u32)SYSCALL_ARG3(regs), ret, fast);
+}
+
+/* fexit on inet_bind / inet6_bind: the protocol's bind has returned; it gets
+ * the socket itself and the kernel's copy of the sockaddr, so no fd walk and
+ * no user memory read. It also sees binds that do not come from bind(2):
+ * io_uring's IORING_OP_BIND (6.11+) and in-kernel callers (kernel_bind). */
+static __always_inline int on_proto_bind(struct socket *sock, const void *uaddr, __u32 addrlen,
+					 __s32 ret, bool fast)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!caller_wanted(ret, pid_tgid))
+		return 0;
+	struct sock *sk = fast ? sock->sk : BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return 0;
+	return record_bind(bpf_get_current_task_btf(), pid_tgid, sk, uaddr, false, addrlen, ret,
+			   fast);
+}
+
+/* Every entry point comes in two builds; the loader keeps one program:
+ * NAME reads fields through bpf_rdonly_cast (Linux 6.2+), NAME_compat
+ * through probe reads (5.15+). The kernel keeps 15 characters of a name. */
+
+/* rung "tracepoint": the syscall tracepoint (every kernel with
+ * CONFIG_FTRACE_SYSCALLS; but an enabled syscall tracepoint sends every
+ * syscall of every process through the slow tracing path) */
+SEC("tracepoint/syscalls/sys_exit_bind")
+int bind_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_syscall_exit((__s32)ctx->ret, true);
+}
+
+SEC("tracepoint/syscalls/sys_exit_bind")
+int bind_exit_compat(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_syscall_exit((__s32)ctx->ret, false);
+}
+
+/* rung "kprobe": a kretprobe on the bind syscall itself (only bind pays) */
+SEC("kretprobe/" SYSCALL_PREFIX "bind")
+int bind_kret(struct pt_regs *ctx)
+{
+	return on_syscall_exit((__s32)REGS_RC(ctx), true);
+}
+
+SEC("kretprobe/" SYSCALL_PREFIX "bind")
+int bind_kret_compat(struct pt_regs *ctx)
+{
+	return on_syscall_exit((__s32)REGS_RC(ctx), false);
+}
+
+/* rung "fexit": a BPF trampoline on the protocols' bind (only binds pay, no
+ * kprobe trap); ctx: the function's arguments, then its return value */
+#define FEXIT_BIND(name, func, fast)						\
+	SEC("fexit/" #func)							\
+	int name(__u64 *ctx)							\
+	{									\
+		return on_proto_bind((struct socket *)ctx[0], (const void *)ctx[1], \
+				     (__u32)ctx[2], (__s32)ctx[3], fast);	\
+	}
+FEXIT_BIND(bind_fexit4, inet_bind, true)
+FEXIT_BIND(bind_fexit4_compat, inet_bind, false)
+FEXIT_BIND(bind_fexit6, inet6_bind, true)
+FEXIT_BIND(bind_fexit6_compat, inet6_bind, false)
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,76 @@
+/* Record layout shared by bind.bpf.c, the bcc program and the Python side.
+ * A new member needs its row in record.py (module_utils/bindtrace): `make bpf`
+ * reads this layout from the object's BTF and fails when the two disagree.
+ * All integers are host-endian except where noted. */
+#ifndef BINDTRACE_BIND_H
+#define BINDTRACE_BIND_H
+
+#define TASK_COMM_LEN 16
+
+/* opts bits (IG order: bit0 freebind .. bit4 reuseport) */
+#define OPT_FREEBIND     (1 << 0)
+#define OPT_TRANSPARENT  (1 << 1)
+#define OPT_NO_PORT      (1 << 2)
+#define OPT_REUSEADDR    (1 << 3)
+#define OPT_REUSEPORT    (1 << 4)
+
+/* stats slots (per-CPU array) */
+#define STAT_LOST          0 /* ring buffer full: event not delivered */
+#define STAT_SUMMARY_FULL  1 /* summary hash full: a new distinct bind not recorded */
+#define STAT_INFLIGHT_FULL 2 /* unused since the entry program went away; slot kept for layout */
+#define STAT_SEEN          3 /* events mode: binds that passed every filter */
+#define STAT_MAX           4
+
+#define BIND_MODE_EVENTS  0
+#define BIND_MODE_SUMMARY 1
+
+/* The identity of one bind: the summary map's key, and the head of every event. */
+struct bind_key {
+	__u64 cgroup_id;
+	__u32 pid;          /* tgid, host pid namespace */
+	__u32 ppid;
+	__u32 uid;
+	__u32 gid;
+	__u32 netns;        /* inode of the socket's network namespace */
+	__u32 mntns;
+	__u32 bound_dev_if;
+	__s32 ret;          /* bind() return value: 0 or -errno */
+	__u16 proto;        /* sk_protocol */
+	__u16 port;         /* bound port after bind() */
+	__u16 req_port;     /* port the caller asked for */
+	__u8 family;        /* 4 or 6 */
+	__u8 opts;          /* OPT_* bits */
+	__u8 addr[16];      /* bound address (network order; v4 in the first 4 bytes) */
+	__u8 req_addr[16];  /* requested address */
+	char comm[TASK_COMM_LEN];
+};
+
+struct bind_event {
+	struct bind_key key;
+	__u64 ts;           /* bpf_ktime_get_boot_ns() at exit */
+	__u32 tid;
+	__u32 _pad;
+};
+
+struct bind_stats {
+	__u64 count;
+	__u64 first_ts;
+	__u64 last_ts;
+};
+
+/* Read-only configuration, set by the loader before load (the only .rodata). */
+struct bind_config {
+	__u32 mode;
+	__u32 ignore_errors;
+	__u32 filter_pid;
+	__u32 pid;
+	__u32 filter_uid;
+	__u32 uid;
+	__u32 filter_netns;
+	__u32 netns;
+	__u32 filter_ports;
+	__u32 filter_comm;
+	char comm[TASK_COMM_LEN];
+};
+
+#endif
