@@ -12,7 +12,7 @@ import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-from controller import VENV_BIN  # noqa: E402  (.venv, or the matrix row's controller)
+from controller import DEFAULT_VENV, VENV_BIN  # noqa: E402  (.venv, or the matrix row's controller)
 PYTHON = "/usr/bin/python3"
 # the kernel keeps 15 characters of a program name: bind_exit_compat -> bind_exit_compa
 # (one program per hook rung and build: tracepoint, kretprobe, fexit on inet_bind/inet6_bind)
@@ -251,7 +251,8 @@ out = {"pid": os.getpid(), "inode": os.fstat(t.fileno()).st_ino}
 def trace_bind_cli(tag, *args):
     """The trace-bind CLI (JSON lines), tagged like a play so it can be awaited."""
     env = dict(os.environ, BINDTRACE_TEST_TAG=tag)
-    return subprocess.Popen([os.path.join(VENV_BIN, "trace-bind"), "-o", "json"] + list(args),
+    # the project's CLI, installed in .venv whichever controller the test drives
+    return subprocess.Popen([os.path.join(DEFAULT_VENV, "bin", "trace-bind"), "-o", "json"] + list(args),
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             universal_newlines=True)
 

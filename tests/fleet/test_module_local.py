@@ -4,11 +4,12 @@ summary and events modes, listeners, policy, async, and cleanup after every run.
 import json
 import os
 import signal
+import subprocess
 
 import pytest
 
-from module_run import (EXACT, LISTEN, LOOP, ROOT, Play, Workload, assert_nothing_left,
-                        free_port, run, trace_bind_cli, trace_task, wait_attached)
+from module_run import (EXACT, LISTEN, LOOP, ROOT, VENV_BIN, Play, Workload, ansible_env,
+                        assert_nothing_left, free_port, run, trace_bind_cli, trace_task, wait_attached)
 
 FACT_KEYS = {"schema", "host", "window", "mode", "filters", "binds", "listeners", "lost",
              "dropped", "truncated", "summary_full", "unexpected", "counts", "missing_fields",
@@ -250,8 +251,12 @@ BAD = [
     ({"comm": "a-very-long-process-name"}, "invalid comm 'a-very-long-process-name': the kernel "
                                            "keeps at most 15 bytes of a process name; give the "
                                            "first 15"),
-    ({"allow": "ssh"}, "invalid allow ('ssh'): expected a list of rules, e.g. [{port: 22, proto: "
-                       "tcp}, {addr: loopback}]"),
+    ({"allow": "ssh"}, "invalid allow ('ssh'): expected a list of rules, got text; key=value "
+                       "arguments (ansible -a \"allow=...\") carry only text: give the arguments "
+                       "as JSON instead, e.g. -a '{\"allow\": [{\"port\": 22, \"proto\": "
+                       "\"tcp\"}]}', or set allow in a playbook or group_vars"),
+    ({"allow": {"port": 22}}, "invalid allow ({'port': 22}): expected a list of rules, e.g. "
+                              "[{port: 22, proto: tcp}, {addr: loopback}]"),
     ({"allow": [{"port": 22}, {"prot": "tcp"}]},
      "invalid allow rule 1, key 'prot' ('tcp'): unknown key; rule keys are port, proto, addr, "
      "comm, user, container, host, client, name, description"),
@@ -370,3 +375,31 @@ def test_killed_module_leaves_nothing_loaded(sig):
                               "loaded; rerun the task")
     assert play.seen_ids
     assert_nothing_left(play)
+
+
+def adhoc(tmp_path, args):
+    """`ansible localhost -m fleetaudit.bindtrace.trace_bind -a ARGS` -> the
+    host's result (the builtin tree callback's file)."""
+    tree = tmp_path / ("tree%d" % len(list(tmp_path.iterdir())))
+    env = ansible_env("adhoc", ANSIBLE_LOAD_CALLBACK_PLUGINS=1, ANSIBLE_CALLBACKS_ENABLED="ansible.builtin.tree",
+                      ANSIBLE_CALLBACK_TREE_DIR=str(tree), ANSIBLE_STDOUT_CALLBACK="minimal")
+    proc = subprocess.run([os.path.join(VENV_BIN, "ansible"), "localhost", "-i", "localhost,", "-c", "local",
+                           "-e", "ansible_python_interpreter=/usr/bin/python3",
+                           "-m", "fleetaudit.bindtrace.trace_bind", "-a", args],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    with open(str(tree / "localhost")) as f:
+        return proc.returncode, json.load(f)
+
+
+def test_adhoc_key_value_allow_arrives_as_text_and_the_message_gives_the_json_form(tmp_path):
+    rc, res = adhoc(tmp_path, "allow=[{'port':22,'proto':'tcp'}] duration=1")
+    assert rc == 2, res
+    assert res["msg"] == (
+        "invalid allow (\"[{'port':22,'proto':'tcp'}]\"): expected a list of rules, got text; key=value "
+        "arguments (ansible -a \"allow=...\") carry only text: give the arguments as JSON instead, e.g. "
+        "-a '{\"allow\": [{\"port\": 22, \"proto\": \"tcp\"}]}', or set allow in a playbook or group_vars")
+    # the form the message gives carries the list
+    rc, res = adhoc(tmp_path, '{"allow": [{"port": 22, "proto": "tcp"}], "duration": 1}')
+    assert rc == 0, res
+    assert res["ansible_facts"]["bind_trace"]["policy"]["rules"] == 1
+    assert_nothing_left()

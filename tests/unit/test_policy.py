@@ -102,8 +102,10 @@ def test_no_policy_returns_nothing_unexpected():
 
 
 @pytest.mark.parametrize("rules,message", [
-    ("port 22", "invalid allow ('port 22'): expected a list of rules, e.g. "
-                "[{port: 22, proto: tcp}, {addr: loopback}]"),
+    ("port 22", "invalid allow ('port 22'): expected a list of rules, got text; key=value arguments "
+                "(ansible -a \"allow=...\") carry only text: give the arguments as JSON instead, e.g. "
+                "-a '{\"allow\": [{\"port\": 22, \"proto\": \"tcp\"}]}', or set allow in a playbook or "
+                "group_vars"),
     ({"port": 22}, "invalid allow ({'port': 22}): expected a list of rules"),
     (["22"], "invalid allow rule 0 ('22'): each rule must be a mapping such as "
              "{port: 22, proto: tcp}"),

@@ -145,6 +145,13 @@ def validate_rules(rules):
     """None (no policy) or a list of rule dicts -> compiled rules (or None)."""
     if rules is None:
         return None
+    if isinstance(rules, str):
+        # ad-hoc key=value arguments (ansible -a "allow=[...]") can only carry text
+        raise BindtraceError(
+            "invalid allow (%r): expected a list of rules, got text; key=value arguments "
+            "(ansible -a \"allow=...\") carry only text: give the arguments as JSON instead, "
+            "e.g. -a '{\"allow\": [{\"port\": 22, \"proto\": \"tcp\"}]}', or set allow in a "
+            "playbook or group_vars" % (rules,))
     if not isinstance(rules, (list, tuple)):
         raise BindtraceError("invalid allow (%r): expected a list of rules, e.g. "
                              "[{port: 22, proto: tcp}, {addr: loopback}]" % (rules,))
