@@ -10,6 +10,7 @@ Sections:
   backends  start-up and peak RSS: core vs bcc vs bindsnoop-bpfcc (bench_backends.py)
   cost      added CPU per bind(): bindtrace summary / events vs bpftrace (bench_cost.py)
   storm     bind storms: exact counts, loss accounting, highest lossless rate (bench_storm.py)
+  table     summary table: kernel memory vs entries and keys; a busy host's keys (bench_table.py)
   fleet     playbook wall time vs ansible ping on 5/20/50 hosts (bench_fleet.py)
   report    aggregation + all formats for 1000 hosts x 200 binds (bench_report.py)
 """
@@ -27,7 +28,7 @@ from bench_common import fmt_rate, table
 
 # backends first: a child's ru_maxrss starts at its parent's RSS (fork + exec keep
 # the high-water mark), so the children are spawned while this process is small
-SECTIONS = ("backends", "cost", "storm", "fleet", "report")
+SECTIONS = ("backends", "cost", "storm", "table", "fleet", "report")
 WINDOW = 5
 
 
@@ -140,6 +141,27 @@ def section_storm(args):
     return rows, [dict(r[2], tracer=r[0], load=r[1]) for r in rows_raw]
 
 
+def section_table(args):
+    import bench_table
+    m = bench_table.measure()
+    log(bench_table.report(m))
+    pre, lazy, f = m["memory"]["prealloc"], m["memory"]["no_prealloc"], m["flood"]
+    mb = lambda b: "%.1f MB" % (b / 2.0 ** 20)  # noqa: E731
+    rows = [("summary table memory, preallocated (kernel memlock)",
+             ", ".join("%d: %s" % (n, mb(b)) for n, b in sorted(pre.items())),
+             "%d B/entry" % (pre[65536] // 65536), "65536 entries (12 MB, was 16384)", None),
+            ("summary table memory, no-prealloc alternative (262144 max)",
+             ", ".join("%d keys: %s" % (k, mb(b)) for k, b in sorted(lazy.items())),
+             "-", "not used: allocates in the bind path", None),
+            ("busy host: 30 x 2000 client binds to 127.0.0.1:0, summary mode",
+             "%d records, counted %d/%d, summary_full %d" % (
+                 f["records"], f["counted"], f["offered"], f["summary_full"]),
+             "%d binds per record" % (f["counted"] // max(f["records"], 1)),
+             "every bind counted, summary_full 0",
+             f["counted"] == f["offered"] and f["summary_full"] == 0)]
+    return rows, m
+
+
 def section_backends(args):
     import bench_backends as bb
     runs = 2 if args.quick else 3
@@ -226,7 +248,7 @@ def section_report(args):
 
 
 RUN = {"cost": section_cost, "storm": section_storm, "backends": section_backends,
-       "fleet": section_fleet, "report": section_report}
+       "table": section_table, "fleet": section_fleet, "report": section_report}
 
 
 def main(argv=None):
