@@ -156,6 +156,57 @@ static __always_inline __u8 read_opts(struct sock *sk, struct sock_common *skc, 
 	return opts;
 }
 
+/* protocols whose binds name a port (a raw socket's "port" is its protocol) */
+static __always_inline bool port_proto(__u16 proto)
+{
+	return proto == 6 || proto == 17 || proto == 132 || proto == 136 || proto == 262;
+}
+
+static __always_inline void stats_port(struct bind_stats *st, __u16 port)
+{
+	/* not atomic: threads of one process binding on two CPUs in the same
+	 * instant may leave the range one update short (count is exact) */
+	if (port < st->port_min)
+		st->port_min = port;
+	if (port > st->port_max)
+		st->port_max = port;
+}
+
+/* Summary mode: count the bind under its key. A client bind (port 0 asked,
+ * the kernel picks one) is counted without its port, so a busy client makes
+ * one key per identity instead of one per ephemeral port (bind.h). */
+static __always_inline void summary_add(struct bind_key *k, __u64 now)
+{
+	__u16 port = k->port;
+	__u32 pid = k->pid, ppid = k->ppid;
+	if (k->req_port == 0 && port_proto(k->proto)) {
+		k->port = 0;
+		k->pid = 0;
+		k->ppid = 0;
+	}
+	struct bind_stats *st = bpf_map_lookup_elem(&summary, k);
+	if (st) {
+		__sync_fetch_and_add(&st->count, 1);
+		st->last_ts = now;
+		stats_port(st, port);
+		return;
+	}
+	struct bind_stats init = { .count = 1, .first_ts = now, .last_ts = now,
+				   .port_min = port, .port_max = port, .first_pid = pid,
+				   .first_ppid = ppid };
+	if (bpf_map_update_elem(&summary, k, &init, BPF_NOEXIST) == 0)
+		return;
+	/* another CPU inserted the same key meanwhile, or the map is full */
+	st = bpf_map_lookup_elem(&summary, k);
+	if (st) {
+		__sync_fetch_and_add(&st->count, 1);
+		st->last_ts = now;
+		stats_port(st, port);
+	} else {
+		stat_inc(STAT_SUMMARY_FULL);
+	}
+}
+
 /* Filters that need no socket, cheapest first: is this caller's bind wanted? */
 static __always_inline bool caller_wanted(__s32 ret, __u64 pid_tgid)
 {
@@ -263,23 +314,7 @@ static __always_inline int record_bind(struct task_struct *task, __u64 pid_tgid,
 	__u64 now = bpf_ktime_get_boot_ns();
 
 	if (cfg.mode == BIND_MODE_SUMMARY) {
-		struct bind_stats *st = bpf_map_lookup_elem(&summary, k);
-		if (st) {
-			__sync_fetch_and_add(&st->count, 1);
-			st->last_ts = now;
-			return 0;
-		}
-		struct bind_stats init = { .count = 1, .first_ts = now, .last_ts = now };
-		if (bpf_map_update_elem(&summary, k, &init, BPF_NOEXIST) == 0)
-			return 0;
-		/* another CPU inserted the same key meanwhile, or the map is full */
-		st = bpf_map_lookup_elem(&summary, k);
-		if (st) {
-			__sync_fetch_and_add(&st->count, 1);
-			st->last_ts = now;
-		} else {
-			stat_inc(STAT_SUMMARY_FULL);
-		}
+		summary_add(k, now);
 		return 0;
 	}
 

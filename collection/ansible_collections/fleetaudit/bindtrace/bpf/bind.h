@@ -52,10 +52,21 @@ struct bind_event {
 	__u32 _pad;
 };
 
+/* A client bind (requested port 0 on a port protocol, e.g. a UDP client socket)
+ * is counted in summary mode under its key without port, pid and ppid: one
+ * record per identity (comm, uid, cgroup, namespaces, proto, address, options,
+ * error), however many ports the kernel hands out and however many processes
+ * a program is started as. port_min/port_max keep the range of ports,
+ * first_pid/first_ppid the first binder's (for other keys: the key's own). */
 struct bind_stats {
 	__u64 count;
 	__u64 first_ts;
 	__u64 last_ts;
+	__u16 port_min;
+	__u16 port_max;
+	__u32 first_pid;
+	__u32 first_ppid;
+	__u32 _pad;
 };
 
 /* Read-only configuration, set by the loader before load (the only .rodata). */
