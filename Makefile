@@ -38,20 +38,24 @@ bpf:
 	$(MAKE) -C bpf
 	for f in $(BPF_SOURCES); do cp bpf/$$f $(COLLECTION_BPF)/$$f; done
 
-# Rebuild the object from source in a scratch copy and compare with the committed one
-# (a private scratch directory: other checkouts may run this at the same time); then
-# the embedded object and header, and bind.h's layout against record.py.
+# Rebuild both architectures' objects from source in a scratch copy and compare them byte
+# for byte with the committed ones (a private scratch directory: other checkouts may run
+# this at the same time); then the embedded objects and header, and bind.h's layout
+# against record.py.
 bpf-check:
 	D=$$(mktemp -d /tmp/bindtrace-bpf-check.XXXXXX) && \
 	cp bpf/bind.bpf.c bpf/bind.h bpf/core_types.h bpf/Makefile bpf/embed.py bpf/gen_layout.py $$D/ && \
-	$(MAKE) -s -C $$D bind.bpf.o && cmp bpf/bind.bpf.o $$D/bind.bpf.o; rc=$$?; rm -rf $$D; exit $$rc
+	$(MAKE) -s -C $$D objects && cmp bpf/bind.x86_64.bpf.o $$D/bind.x86_64.bpf.o && \
+	cmp bpf/bind.arm64.bpf.o $$D/bind.arm64.bpf.o; rc=$$?; rm -rf $$D; exit $$rc
 	for f in $(BPF_SOURCES); do cmp bpf/$$f $(COLLECTION_BPF)/$$f || \
 	  { echo "$(COLLECTION_BPF)/$$f differs from bpf/$$f: run make bpf"; exit 1; }; done
-	$(PY) -c "import hashlib,sys; sys.path.insert(0,'collection/ansible_collections/fleetaudit/bindtrace/plugins/module_utils'); \
-	from bindtrace import bpf_object as b; d=open('bpf/bind.bpf.o','rb').read(); \
-	assert b.object_bytes()==d and b.BIND_H==open('bpf/bind.h').read(), 'bpf_object.py is stale: run make bpf'; \
-	print('bpf object matches its source')"
-	cd bpf && python3 gen_layout.py --check bind.h bind.bpf.o \
+	$(PY) -c "import sys; sys.path.insert(0,'collection/ansible_collections/fleetaudit/bindtrace/plugins/module_utils'); \
+	from bindtrace import bpf_object as b; \
+	assert b.object_bytes('x86_64')==open('bpf/bind.x86_64.bpf.o','rb').read() and \
+	b.object_bytes('aarch64')==open('bpf/bind.arm64.bpf.o','rb').read() and \
+	b.BIND_H==open('bpf/bind.h').read(), 'bpf_object.py is stale: run make bpf'; \
+	print('bpf objects (x86_64, arm64) match their source')"
+	cd bpf && python3 gen_layout.py --check bind.h bind.x86_64.bpf.o \
 		../collection/ansible_collections/fleetaudit/bindtrace/plugins/module_utils/bindtrace/bind_h.py
 
 bench: venv tracefs

@@ -64,7 +64,7 @@ def build_variants():
 
 def run_variant(blob, storm, mode):
     original = bpf_object.object_bytes
-    bpf_object.object_bytes = lambda: blob
+    bpf_object.object_bytes = lambda arch=None: blob
     try:
         backend = CoreBackend(make_config(mode=mode, ignore_errors=False))
     finally:

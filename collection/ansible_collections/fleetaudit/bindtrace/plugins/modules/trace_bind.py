@@ -119,6 +119,20 @@ options:
     type: str
     choices: [auto, core, bcc]
     default: auto
+  hook:
+    description:
+      - Which kernel hook carries the core backend's tracer (the hook ladder, cheapest first).
+      - V(fexit) attaches BPF trampolines to inet_bind/inet6_bind. Only binds pay, and it also
+        sees io_uring binds and in-kernel binds.
+      - V(kprobe) attaches a kretprobe to the bind syscall. Only binds pay.
+      - V(tracepoint) attaches to syscalls:sys_exit_bind. While the window is open, every
+        syscall of every process on the host pays a little.
+      - V(auto) takes the cheapest hook the kernel accepts. The facts name the hook used
+        (C(host.hook) in the facts) and why cheaper ones were not used.
+      - A pinned hook the kernel refuses fails the task with the kernel's reason.
+    type: str
+    choices: [auto, fexit, kprobe, tracepoint]
+    default: auto
   listeners:
     description:
       - Also return the sockets listening at the end of the window, meaning TCP in LISTEN and
@@ -253,13 +267,20 @@ ansible_facts:
           returned: always
           sample: 1
         host:
-          description: Host name, kernel release, backend used and why, and the tracer's
-            network namespace inode.
+          description: Host name, kernel release, backend used and why, the tracer's
+            network namespace inode, the hook used (C(hook); C(hook_build), C(hook_where) where it
+            attaches, C(hook_sees) which binds reach it, C(hook_not_used) why cheaper hooks were
+            not used), and C(trust), one line to weigh the host's results by.
           type: dict
           returned: always
           sample: {"hostname": "web1", "kernel": "6.1.0-40-cloud-amd64", "backend": "core",
                    "backend_reason": "auto: kernel BTF and libbpf.so.1 present",
-                   "node": "web1", "netns": 4026531833}
+                   "node": "web1", "netns": 4026531833, "hook": "kprobe", "hook_build": "compat",
+                   "hook_where": "kretprobe on the bind syscall", "hook_sees": "bind(2) calls",
+                   "hook_not_used": "fexit: the kernel refused ...",
+                   "trust": "hook kprobe (kretprobe on the bind syscall, build compat);
+                             sees bind(2) calls; cheaper hooks not used: fexit: ...;
+                             missing fields: none; lost: 0"}
         window:
           description: Start and end (RFC 3339, nanoseconds) and length in seconds.
           type: dict
@@ -394,6 +415,7 @@ ARGUMENT_SPEC = dict(
     containername=dict(type="str"),
     scope=dict(type="str", default="all"),
     backend=dict(type="str", default="auto", choices=["auto", "core", "bcc"]),
+    hook=dict(type="str", default="auto", choices=["auto", "fexit", "kprobe", "tracepoint"]),
     listeners=dict(type="bool", default=True),
     allow=dict(type="raw"),
     fail_on_unexpected=dict(type="bool", default=False),

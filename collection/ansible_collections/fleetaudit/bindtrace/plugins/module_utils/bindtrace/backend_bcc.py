@@ -117,6 +117,10 @@ def _raw(obj):
 
 class BccBackend(object):
     name = "bcc"
+    # the hook ladder's last rung (hooks.py): bcc compiles for the syscall tracepoints
+    hook, build, hook_reason = "tracepoint", "bcc", ""
+    hook_where = "tracepoints syscalls:sys_enter_bind/sys_exit_bind (bcc)"
+    hook_sees = "bind(2) calls"
 
     def __init__(self, cfg, netns_inode=None):
         BPF = import_bcc()

@@ -11,6 +11,7 @@ import time
 
 from . import BindtraceError
 from . import bpf_object
+from . import hooks
 from . import libbpf
 from . import ringbuf
 from .bind_h import BIND_MODE_EVENTS, BIND_MODE_SUMMARY
@@ -18,10 +19,19 @@ from .maps import ports_bitmap, read_stats
 from .record import KEY_FMT, STATS_FMT, plain_format
 
 CONFIG_FMT = plain_format("bind_config")
-# Two builds of one program: bind_exit reads fields through bpf_rdonly_cast
-# (Linux 6.2+), bind_exit_compat through probe reads (5.15+). One is loaded.
-FAST, COMPAT = b"bind_exit", b"bind_exit_compat"
+# Every hook rung has two builds of its programs (hooks.RUNGS): "fast" reads
+# fields through bpf_rdonly_cast (Linux 6.2+), "compat" through probe reads
+# (5.15+). One rung's one build is loaded.
+FAST, COMPAT = b"bind_exit", b"bind_exit_compat"  # the tracepoint rung's programs
 LOG_SIZE = 1 << 20
+
+
+class LoadRefused(BindtraceError):
+    """One rung's programs did not load or attach: the message names the cause."""
+
+    def __init__(self, message, err=0):
+        BindtraceError.__init__(self, message)
+        self.err = err
 
 
 def pack_config(cfg, netns_inode):
@@ -49,24 +59,61 @@ class CoreBackend(object):
         self._pending = []
         self._cb = None
         self.ncpu = self.lib.libbpf_num_possible_cpus()
-        forced = os.environ.get("BINDTRACE_CORE_PROGRAM")  # tests: "compat" on a new kernel
-        choices = [COMPAT] if forced == "compat" else [FAST, COMPAT]
+        self.hook = self.build = self.program = None
+        self.hook_where = self.hook_sees = None
+        self.hook_skipped = []   # [(rung, why)]: why each cheaper rung was not used
         try:
-            for i, program in enumerate(choices):
-                try:
-                    self._open_and_load(cfg, netns_inode, program)
-                    break
-                except BindtraceError:
-                    if i == len(choices) - 1:
-                        raise
-                    self._close_object()  # an older kernel: retry with the compat build
-            self.program = program
-            self._attach()
+            self._climb(cfg, netns_inode)
             if cfg.mode == "events":
                 self._open_ringbuf()
         except BaseException:
             self.close()
             raise
+
+    @property
+    def hook_reason(self):
+        """Why the cheaper rungs were not used ('' when the first one tried loaded)."""
+        return "; ".join("%s: %s" % (name, why) for name, why in self.hook_skipped)
+
+    def _climb(self, cfg, netns_inode):
+        """Load the cheapest rung of the hook ladder this kernel accepts (or the
+        pinned one): fast build first, the compat build if the verifier refused it."""
+        hook = getattr(cfg, "hook", "auto")
+        pinned_by = "hook option"
+        if hook == "auto" and os.environ.get("BINDTRACE_HOOK"):  # tests: force a rung everywhere
+            hook, pinned_by = os.environ["BINDTRACE_HOOK"], "BINDTRACE_HOOK"
+        rungs = hooks.ladder(hook)
+        compat_only = os.environ.get("BINDTRACE_CORE_PROGRAM") == "compat"  # tests: old kernels
+        for rung in rungs:
+            why = hooks.unavailable(rung)
+            if why:
+                self.hook_skipped.append((rung.name, why))
+                continue
+            builds = rung.builds[1:] if compat_only else rung.builds
+            for build, programs in builds:
+                try:
+                    self._open_and_load(cfg, netns_inode, rung, programs)
+                    self._attach(rung, programs)
+                except LoadRefused as exc:
+                    for link in self.links:
+                        self.lib.bpf_link__destroy(link)
+                    self.links = []
+                    self._close_object()
+                    if build == "fast" and len(builds) > 1 and hooks.retry_compat(exc.err):
+                        continue
+                    self.hook_skipped.append((rung.name, str(exc)))
+                    break
+                self.hook, self.build, self.program = rung.name, build, programs[0]
+                self.programs = programs
+                self.hook_where, self.hook_sees = rung.where, rung.sees
+                return
+        if len(rungs) == 1:
+            raise BindtraceError("hook %s (%s, set by %s) is not available on this host: %s; "
+                                 "use hook auto, which takes the cheapest hook that loads"
+                                 % (rungs[0].name, rungs[0].where, pinned_by,
+                                    self.hook_skipped[-1][1]))
+        raise BindtraceError("the kernel accepted none of the bind tracer's hooks: %s"
+                             % self.hook_reason)
 
     # -- set-up ---------------------------------------------------------------
     def _map(self, name):
@@ -75,9 +122,13 @@ class CoreBackend(object):
             raise BindtraceError("internal: map %s missing from the BPF object" % name)
         return m
 
-    def _open_and_load(self, cfg, netns_inode, program):
+    def _open_and_load(self, cfg, netns_inode, rung, programs):
         from .preflight import btf_path
-        data = bpf_object.object_bytes()
+        arch = bpf_object.machine()
+        if arch not in bpf_object.OBJECTS:
+            raise BindtraceError("unsupported: no bindtrace object for %s (objects: %s); use "
+                                 "backend bcc there" % (arch, ", ".join(sorted(bpf_object.OBJECTS))))
+        data = bpf_object.object_bytes(arch)
         self._buf = ctypes.create_string_buffer(data, len(data))
         self._log = ctypes.create_string_buffer(LOG_SIZE)
         opts = libbpf.OpenOpts()
@@ -87,36 +138,39 @@ class CoreBackend(object):
         opts.kernel_log_buf = ctypes.cast(self._log, ctypes.c_char_p)
         opts.kernel_log_size = LOG_SIZE
         opts.kernel_log_level = 0
+        libbpf.take_messages()
         self.obj = self.lib.bpf_object__open_mem(self._buf, len(data), ctypes.byref(opts))
         if not self.obj:
             err = libbpf.last_errno()
+            if not os.path.exists(btf_path()):
+                raise BindtraceError("no kernel BTF at %s: the core backend needs a kernel built "
+                                     "with CONFIG_DEBUG_INFO_BTF; use backend bcc" % btf_path())
             raise BindtraceError("cannot open the BPF object: %s; the host needs libbpf >= 1.0 "
                                  "and kernel BTF at %s" % (libbpf.errno_text(err), btf_path()))
         self._write_rodata(pack_config(cfg, netns_inode))
-        if not self.lib.bpf_object__find_program_by_name(self.obj, program):
-            raise BindtraceError("internal: program %s missing from the BPF object"
-                                 % program.decode())
+        for name in programs:
+            if not self.lib.bpf_object__find_program_by_name(self.obj, name):
+                raise BindtraceError("internal: program %s missing from the BPF object"
+                                     % name.decode())
         prog = None
-        while True:  # load only the chosen program: the object holds one per hook and build
+        while True:  # load only the chosen programs: the object holds every hook and build
             prog = self.lib.bpf_object__next_program(self.obj, prog)
             if not prog:
                 break
             if self.lib.bpf_program__set_autoload(
-                    prog, self.lib.bpf_program__name(prog) == program):
-                raise BindtraceError("internal: cannot select program %s" % program.decode())
+                    prog, self.lib.bpf_program__name(prog) in programs):
+                raise BindtraceError("internal: cannot select program %s" % programs[0].decode())
         if self.lib.bpf_map__set_max_entries(self._map("events"), cfg.ringbuf_bytes) or \
                 self.lib.bpf_map__set_max_entries(self._map("summary"), cfg.summary_entries):
             raise BindtraceError("internal: cannot size the BPF maps")
         err = self.lib.bpf_object__load(self.obj)
         if err:
             log = self._log.value.decode("utf-8", "replace").strip().splitlines()[-3:]
-            hints = {errno.EPERM: "run as root (CAP_BPF and CAP_PERFMON are needed)",
-                     errno.ENOENT: "the kernel's BTF lacks a type the program reads",
-                     errno.EINVAL: "the core backend needs Linux 5.15 or later "
-                                   "(bpf_task_pt_regs); use backend bcc on older kernels"}
-            hint = hints.get(-err, "see the log")
-            raise BindtraceError("the kernel refused the bind tracer: %s; %s%s" % (
-                libbpf.errno_text(err), hint, (": " + " | ".join(log)) if log else ""))
+            said = [m for m in libbpf.take_messages() if "CO-RE relocation" in m][-2:]
+            hint = hooks.load_hint(rung, err, said + log)
+            raise LoadRefused("the kernel refused %s (%s): %s; %s%s" % (
+                ", ".join(p.decode() for p in programs), rung.where, libbpf.errno_text(err),
+                hint, (": " + " | ".join(said + log)) if (said or log) else ""), err)
         words = ports_bitmap(cfg.ports)
         if words:
             fd = self.lib.bpf_map__fd(self._map("ports"))
@@ -140,15 +194,14 @@ class CoreBackend(object):
                                  "backend_core.py disagree)" % (size.value, len(blob)))
         ctypes.memmove(ptr, blob, len(blob))
 
-    def _attach(self):
-        for name in (self.program,):
+    def _attach(self, rung, programs):
+        for name in programs:
             prog = self.lib.bpf_object__find_program_by_name(self.obj, name)
             link = self.lib.bpf_program__attach(prog) if prog else None
             if not link:
                 err = libbpf.last_errno()
-                raise BindtraceError("cannot attach %s to its tracepoint: %s; check that tracefs "
-                                     "is mounted and syscall tracepoints exist"
-                                     % (name.decode(), libbpf.errno_text(err)))
+                raise LoadRefused("cannot attach %s (%s): %s" % (
+                    name.decode(), rung.where, libbpf.errno_text(err)), err)
             self.links.append(link)
 
     def _open_ringbuf(self):

@@ -87,6 +87,9 @@ def build_parser():
                    help="count binds in the kernel; print one line per distinct bind at the end")
     p.add_argument("--max-events", default=None, help="stop keeping events after this many")
     p.add_argument("--backend", default="auto", help="auto (default), core or bcc")
+    p.add_argument("--hook", default="auto",
+                   help="auto (default: the cheapest hook the kernel accepts), fexit, kprobe or "
+                        "tracepoint")
     return p
 
 
@@ -104,7 +107,7 @@ def run(args, out=sys.stdout, err=sys.stderr):
     cfg = make_config(mode="summary" if args.summary else "events", pid=args.pid, ports=args.ports,
                       ignore_errors=args.ignore_errors, comm=args.comm, uid=args.uid,
                       netns=args.netns, containername=args.containername, scope=args.scope,
-                      max_events=args.max_events, backend=args.backend)
+                      max_events=args.max_events, backend=args.backend, hook=args.hook)
     timeout = parse_duration(args.timeout) if args.timeout is not None else None
     stop = _Stop()
     as_json = args.output == "json"

@@ -17,7 +17,7 @@ MAX_NAMED = 20  # failure messages name at most this many records per kind
 DEFAULTS = {
     "duration": 10, "mode": "summary", "max_events": None, "pid": None, "ports": None,
     "ignore_errors": True, "comm": None, "uid": None, "netns": "all", "containername": None,
-    "scope": "all", "backend": "auto", "listeners": True, "allow": None,
+    "scope": "all", "backend": "auto", "hook": "auto", "listeners": True, "allow": None,
     "fail_on_unexpected": False, "max_records": None,
 }
 # max_events and max_records unset (None) take these; "unlimited" (or 0) is no cap
@@ -70,7 +70,7 @@ def collect_facts(should_stop=None, **options):
     cfg = make_config(mode=o["mode"], pid=o["pid"], ports=o["ports"],
                       ignore_errors=o["ignore_errors"], comm=o["comm"], uid=o["uid"],
                       netns=o["netns"], containername=o["containername"], scope=o["scope"],
-                      max_events=o["max_events"], backend=o["backend"])
+                      max_events=o["max_events"], backend=o["backend"], hook=o["hook"])
     duration = parse_duration(o["duration"])
     rules = validate_rules(o["allow"])
     want_listeners = parse_bool(o["listeners"], "listeners")

@@ -8,6 +8,7 @@ from . import BindtraceError
 
 MODES = ("summary", "events")
 BACKENDS = ("auto", "core", "bcc")
+HOOKS = ("auto", "fexit", "kprobe", "tracepoint")  # the hook ladder (hooks.py), cheapest first
 SCOPES = ("all", "host", "containers")
 MAX_DURATION = 3600
 COMM_LEN = 15  # TASK_COMM_LEN - 1
@@ -18,7 +19,7 @@ class TraceConfig(object):
 
     def __init__(self, mode="events", pid=None, ports=(), ignore_errors=True, comm=None, uid=None,
                  netns="all", containername=None, scope="all", max_events=None, backend="auto",
-                 ringbuf_bytes=1 << 22, summary_entries=65536):
+                 ringbuf_bytes=1 << 22, summary_entries=65536, hook="auto"):
         self.mode = mode
         self.pid = pid
         self.ports = list(ports)          # [(lo, hi), ...] inclusive ranges
@@ -30,6 +31,7 @@ class TraceConfig(object):
         self.scope = scope
         self.max_events = max_events
         self.backend = backend
+        self.hook = hook
         self.ringbuf_bytes = ringbuf_bytes
         self.summary_entries = summary_entries
 
@@ -164,8 +166,14 @@ def parse_limit(value, name, what):
 
 
 def make_config(mode="events", pid=None, ports=None, ignore_errors=True, comm=None, uid=None,
-                netns="all", containername=None, scope="all", max_events=None, backend="auto"):
+                netns="all", containername=None, scope="all", max_events=None, backend="auto",
+                hook="auto"):
     """Validate raw option values (strings from a CLI, YAML values from Ansible)."""
+    backend = parse_choice(backend, "backend", BACKENDS)
+    hook = parse_choice(hook, "hook", HOOKS)
+    if backend == "bcc" and hook not in ("auto", "tracepoint"):
+        raise BindtraceError("hook %s needs backend core (or auto): backend bcc attaches to the "
+                             "syscall tracepoints only" % hook)
     return TraceConfig(
         mode=parse_choice(mode, "mode", MODES),
         pid=None if pid in (None, "", 0, "0") else _int("pid", pid, 1, 4194304,
@@ -179,5 +187,5 @@ def make_config(mode="events", pid=None, ports=None, ignore_errors=True, comm=No
         scope=parse_choice(scope, "scope", SCOPES),
         max_events=None if max_events in (None, "") else parse_limit(
             max_events, "max_events", "events"),
-        backend=parse_choice(backend, "backend", BACKENDS),
+        backend=backend, hook=hook,
     )

@@ -72,9 +72,50 @@ def load_library(name="libbpf.so.1"):
             fn.restype = restype
             fn.argtypes = argtypes
         if not os.environ.get("BINDTRACE_LIBBPF_DEBUG"):
-            lib.libbpf_set_print(None)  # libbpf would print to our stderr; we report errors ourselves
+            _capture_messages(lib)  # libbpf would print to our stderr; we report errors ourselves
         _lib = lib
     return _lib
+
+
+# int (*libbpf_print_fn_t)(enum libbpf_print_level, const char *fmt, va_list ap): va_list
+# arrives as one pointer-sized value on x86_64 (an array) and arm64 (a 32-byte struct passed by
+# reference), and vsnprintf takes it the same way.
+PRINT_FN = ctypes.CFUNCTYPE(c_int, c_int, c_char_p, c_void_p)
+LIBBPF_WARN = 0
+_messages = []
+_printer = None
+
+
+def _capture_messages(lib):
+    """Keep libbpf's warnings (e.g. 'failed to resolve CO-RE relocation ...') so a refused
+    load can name its cause; if vsnprintf is unavailable, silence libbpf instead."""
+    global _printer
+    try:
+        libc = ctypes.CDLL(None)
+        vsnprintf = libc.vsnprintf
+        vsnprintf.restype = c_int
+        vsnprintf.argtypes = [c_char_p, c_size_t, c_char_p, c_void_p]
+    except (OSError, AttributeError):
+        lib.libbpf_set_print(None)
+        return
+    buf = ctypes.create_string_buffer(512)
+
+    def on_print(level, fmt, args):
+        if level == LIBBPF_WARN:
+            vsnprintf(buf, len(buf), fmt, args)
+            _messages.append(buf.value.decode("utf-8", "replace").strip())
+            del _messages[:-20]
+        return 0
+
+    _printer = PRINT_FN(on_print)  # keep a reference: libbpf calls it later
+    lib.libbpf_set_print(ctypes.cast(_printer, c_void_p))
+
+
+def take_messages():
+    """libbpf's warnings since the last call (at most the last 20)."""
+    out = _messages[:]
+    del _messages[:]
+    return out
 
 
 def errno_text(err):

@@ -37,6 +37,16 @@ def check_btf():
             "use backend bcc (install bcc and kernel headers) or a kernel with BTF" % btf_path())
 
 
+def check_object_arch():
+    """The core backend carries one object per architecture (bpf_object.OBJECTS)."""
+    from . import bpf_object
+    arch = bpf_object.machine()
+    if arch not in bpf_object.OBJECTS:
+        raise BindtraceError("unsupported: no bindtrace object for %s (objects exist for %s); "
+                             "use backend bcc on this host" % (
+                                 arch, ", ".join(sorted(bpf_object.OBJECTS))))
+
+
 def tracefs_root():
     for d in TRACEFS_DIRS:
         if os.path.isdir(os.path.join(d, "events")):

@@ -15,8 +15,9 @@ def select_backend(cfg):
     preflight.check_linux()
     preflight.check_root()
     preflight.check_tracepoints()
-    if cfg.backend == "core":
+    if cfg.backend == "core" or getattr(cfg, "hook", "auto") in ("fexit", "kprobe"):
         preflight.check_btf()
+        preflight.check_object_arch()
         from .libbpf import load_library
         load_library()
         from .backend_core import CoreBackend
@@ -28,6 +29,7 @@ def select_backend(cfg):
     missing = []
     if preflight.has_btf():
         try:
+            preflight.check_object_arch()
             from .libbpf import load_library
             load_library()
             from .backend_core import CoreBackend
@@ -82,7 +84,7 @@ class Tracer(object):
         try:
             self.backend = backend_cls(cfg, netns)
         except BindtraceError as exc:
-            if cfg.backend != "auto" or backend_cls.name != "core":
+            if cfg.backend != "auto" or backend_cls.name != "core" or cfg.hook != "auto":
                 raise
             # auto: a kernel too old for the CO-RE program (< 5.15) may still run bcc
             try:
@@ -92,6 +94,7 @@ class Tracer(object):
                 raise exc
             self.backend = BccBackend(cfg, netns)
             self.backend_reason = "auto: the core backend failed (%s); bcc present" % exc
+            self.backend.hook_reason = "core: %s" % exc
         self.delivered = 0   # events handed to the caller
         self.dropped = 0     # events over max_events, counted not kept
         self.excluded = 0    # events removed by the container filter
@@ -227,9 +230,31 @@ def run_window(cfg, duration, should_stop=None):
             "hostname": socket.gethostname(), "kernel": os.uname().release,
             "backend": tracer.backend_name, "backend_reason": tracer.backend_reason,
             "missing_fields": list(getattr(tracer.backend, "missing_fields", ())),
+            "hook": hook_facts(tracer.backend),
             "start": start, "end": end, "duration": duration, "own_netns": tracer.own_netns,
         }
     return binds, st, meta
+
+
+def hook_facts(backend):
+    """Which rung of the hook ladder carries the trace, and why not a cheaper one."""
+    return {"hook": getattr(backend, "hook", None), "build": getattr(backend, "build", None),
+            "where": getattr(backend, "hook_where", None),
+            "sees": getattr(backend, "hook_sees", None),
+            "not_used": getattr(backend, "hook_reason", "") or None}
+
+
+def trust_line(hook, missing_fields, lost):
+    """One line a reader of the report can weigh the host's results by."""
+    if not hook or not hook.get("hook"):
+        return None
+    parts = ["hook %s (%s, build %s)" % (hook["hook"], hook["where"], hook["build"]),
+             "sees %s" % hook["sees"]]
+    if hook.get("not_used"):
+        parts.append("cheaper hooks not used: %s" % hook["not_used"])
+    parts.append("missing fields: %s" % (", ".join(missing_fields) or "none"))
+    parts.append("lost: %d" % lost)
+    return "; ".join(parts)
 
 
 def build_facts(cfg, binds, st, meta, listeners=None, policy_rules=None,
@@ -250,11 +275,15 @@ def build_facts(cfg, binds, st, meta, listeners=None, policy_rules=None,
         shown = {kind: [r for r in recs if id(r) in kept] for kind, recs in unexpected.items()}
     else:
         shown = unexpected
+    hook = meta.get("hook") or {}
     return {
         "schema": SCHEMA,
         "host": {"hostname": meta["hostname"], "kernel": meta["kernel"], "backend": meta["backend"],
                  "backend_reason": meta["backend_reason"], "node": meta["hostname"],
-                 "netns": meta["own_netns"]},
+                 "netns": meta["own_netns"], "hook": hook.get("hook"),
+                 "hook_build": hook.get("build"), "hook_where": hook.get("where"),
+                 "hook_sees": hook.get("sees"), "hook_not_used": hook.get("not_used"),
+                 "trust": trust_line(hook, meta["missing_fields"], st["lost"])},
         "window": {"start": meta["start"], "end": meta["end"], "duration": meta["duration"]},
         "mode": cfg.mode,
         "filters": cfg.as_filters(),

@@ -65,6 +65,11 @@ def _summary_lines(model):
                s["hosts"], s["traced"], s["failed"], s["unreachable"], s["unsupported"]), None),
            ("binds: %d (%d records)  listeners: %d  unique listeners: %d" % (
                s["binds"], s["bind_records"], s["listeners"], s["unique_listeners"]), None)]
+    hooks = views.hooks_used(model)
+    if hooks:
+        out.append(("hooks: " + "; ".join("%s: %d (%s%s)" % (
+            _cell(hook[:20]), n, ", ".join(_cell(h) for h in first), ", ..." if n > len(first) else "")
+            for hook, n, first in hooks), None))
     if s["lost"] or s["dropped"] or s["truncated_hosts"]:
         out.append(("lost events: %d  dropped: %d  truncated on: %s" % (
             s["lost"], s["dropped"], ", ".join(_cell(n) for n in s["truncated_hosts"]) or "-"), "failed"))

@@ -88,6 +88,20 @@ def not_traced(model):
     return [h for h in model["hosts"] if h["status"] != "ok"]
 
 
+def hooks_used(model, names=5):
+    """[(hook, host count, first host names)]: which kernel hook traced each host
+    (the facts' host.hook; '?' from a host that did not say), most used first."""
+    by = {}
+    for host in model["hosts"]:
+        facts = host.get("facts") if host["status"] == "ok" else None
+        if not facts:
+            continue
+        hook = (facts.get("host") or {}).get("hook")
+        by.setdefault(hook if isinstance(hook, str) and hook else "?", []).append(host["name"])
+    return [(hook, len(hosts), hosts[:names])
+            for hook, hosts in sorted(by.items(), key=lambda kv: (-len(kv[1]), kv[0]))]
+
+
 def unexpected_listeners(model):
     """{host name: [listener rows]} for hosts with unexpected listeners."""
     out = []

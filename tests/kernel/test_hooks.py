@@ -1,0 +1,159 @@
+"""The hook ladder on the real kernel: which rung loads, the same exact record
+from every rung this kernel offers, the rung named in the facts with why the
+cheaper ones were not used, and one clear message (nothing left loaded) for a
+pinned rung the kernel refuses. Here (6.18 dev host) only the tracepoint rung
+loads: kprobes are compiled out and fexit is refused; the VM matrix (tests/vm)
+runs this same file in guests that offer all three."""
+import os
+import socket
+import subprocess
+
+import pytest
+
+from bindtrace import BindtraceError, hooks
+from bindtrace.facts import collect_facts
+from bindtrace.filters import make_config
+from bindtrace.trace import Tracer
+from helpers import CLI, bpf_ids_of, cli_env, trace_around
+
+ME = os.getpid()
+IP_FREEBIND = 15
+RUNGS = [r.name for r in hooks.RUNGS]
+_offered = {}
+
+
+def offered(rung):
+    """None if the rung loads here, else the message pinning it gives."""
+    if rung not in _offered:
+        try:
+            with Tracer(make_config(mode="summary", pid=ME, hook=rung)):
+                _offered[rung] = None
+        except BindtraceError as exc:
+            _offered[rung] = str(exc)
+    return _offered[rung]
+
+
+def work():
+    """Four binds with distinct fields; returns what the kernel gave each."""
+    out, socks = [], []
+    a = socket.socket()
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    a.bind(("127.0.0.1", 0))
+    socks.append(a)
+    b = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    b.bind(("::1", 0))
+    socks.append(b)
+    c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    c.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
+    c.bind(("192.0.2.7", 0))
+    socks.append(c)
+    d = socket.socket()
+    try:
+        d.bind(("127.0.0.1", a.getsockname()[1]))  # EADDRINUSE (a is not listening: no reuse)
+    except OSError:
+        pass
+    a.listen()
+    d.close()
+    out = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return out
+
+
+def fields(ev):
+    return (ev["proto"], ev["family"], ev["addr"], ev["port"], ev["requested_addr"],
+            ev["requested_port"], ev["opts"], ev["error"], ev["pid"], ev["uid"], ev["comm"],
+            ev["if_index"], ev["netns"], ev["mntns"], ev["cgroup_id"])
+
+
+@pytest.mark.parametrize("rung", RUNGS)
+def test_every_rung_offered_gives_the_exact_record(rung):
+    if offered(rung) is not None:
+        pytest.skip("this kernel does not offer %s: %s" % (rung, offered(rung)))
+    ports, events, stats = trace_around(make_config(pid=ME, ignore_errors=False, hook=rung), work,
+                                        until=lambda _r, evs: len(evs) >= 4)
+    comm = open("/proc/self/comm").read().strip()[:15]
+    netns = os.stat("/proc/self/ns/net").st_ino
+    mntns = os.stat("/proc/self/ns/mnt").st_ino
+    got = [fields(e) for e in events]
+    cg = events[0]["cgroup_id"]
+    assert got == [
+        ("TCP", 4, "127.0.0.1", ports[0], "127.0.0.1", 0, ".R...", None, ME, 0, comm, 0, netns,
+         mntns, cg),
+        ("UDP", 6, "::1", ports[1], "::1", 0, ".....", None, ME, 0, comm, 0, netns, mntns, cg),
+        ("UDP", 4, "192.0.2.7", ports[2], "192.0.2.7", 0, "....F", None, ME, 0, comm, 0, netns,
+         mntns, cg),
+        ("TCP", 4, "0.0.0.0", 0, "127.0.0.1", ports[0], ".....", "EADDRINUSE", ME, 0, comm, 0,
+         netns, mntns, cg),
+    ]
+    assert stats["lost"] == 0
+
+
+def test_auto_takes_the_cheapest_rung_offered_and_the_facts_say_why():
+    first = next(r for r in RUNGS if offered(r) is None)
+    facts = collect_facts(duration=0.2, pid=ME, listeners=False)
+    host = facts["host"]
+    assert host["hook"] == first
+    detail = {k: host["hook_" + k] for k in ("build", "where", "sees", "not_used")}
+    detail["hook"] = host["hook"]
+    rung = [r for r in hooks.RUNGS if r.name == first][0]
+    assert (detail["hook"], detail["where"], detail["sees"]) == (first, rung.where, rung.sees)
+    assert detail["build"] in ("fast", "compat")
+    skipped = RUNGS[:RUNGS.index(first)]
+    # each cheaper rung is named with the kernel's reason, the same one pinning it gives
+    for name in skipped:
+        assert "%s: %s" % (name, offered(name).split(" is not available on this host: ")[1]
+                           .rsplit("; use hook auto", 1)[0]) in detail["not_used"]
+    assert (detail["not_used"] is None) == (not skipped)
+    assert host["trust"] == "; ".join(
+        ["hook %s (%s, build %s)" % (first, rung.where, detail["build"]), "sees " + rung.sees]
+        + (["cheaper hooks not used: " + detail["not_used"]] if skipped else [])
+        + ["missing fields: none", "lost: 0"])
+
+
+KPROBE_MESSAGE = (
+    "hook kprobe (kretprobe on the bind syscall, set by hook option) is not available on this "
+    "host: kprobes are not available: this kernel has no kprobe PMU "
+    "(/sys/bus/event_source/devices/kprobe) and no kprobe_events (built without CONFIG_KPROBES); "
+    "use hook auto, which takes the cheapest hook that loads")
+FEXIT_EPERM_MESSAGE = (
+    "hook fexit (fexit on inet_bind/inet6_bind, set by hook option) is not available on this "
+    "host: the kernel refused bind_fexit4, bind_fexit6 (fexit on inet_bind/inet6_bind): "
+    "Operation not permitted (EPERM); this kernel refuses fexit programs even to root, before "
+    "verifying them (a security policy or a kernel without that program type); use hook auto, "
+    "which takes the cheapest hook that loads")
+
+
+@pytest.mark.parametrize("rung", ["fexit", "kprobe"])
+def test_a_pinned_rung_the_kernel_refuses_one_message_nothing_loaded(rung):
+    if offered(rung) is None:
+        pytest.skip("this kernel offers %s (its records are checked above)" % rung)
+    before = bpf_ids_of(ME)
+    with pytest.raises(BindtraceError) as exc:
+        Tracer(make_config(mode="summary", pid=ME, hook=rung))
+    assert bpf_ids_of(ME) == before   # the refused programs and their maps are all closed
+    msg = str(exc.value)
+    if rung == "kprobe" and hooks.unavailable(hooks.ladder("kprobe")[0]):
+        assert msg == KPROBE_MESSAGE
+    elif rung == "fexit" and "(EPERM)" in msg:
+        assert msg == FEXIT_EPERM_MESSAGE
+    else:   # another kernel, another cause: still one message naming the hook and the fix
+        assert msg.startswith("hook %s (" % rung) and msg.endswith(
+            "use hook auto, which takes the cheapest hook that loads")
+    # the CLI and BINDTRACE_HOOK (the VM matrix's switch) give the same message
+    env = cli_env()
+    proc = subprocess.run(CLI + ["--hook", rung, "--timeout", "1"], capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (2, "", "trace-bind: %s\n" % msg)
+    env["BINDTRACE_HOOK"] = rung
+    proc = subprocess.run(CLI + ["--timeout", "1"], capture_output=True, text=True, env=env,
+                          timeout=60)
+    assert proc.returncode == 2 and proc.stderr == "trace-bind: %s\n" % msg.replace(
+        "set by hook option", "set by BINDTRACE_HOOK")
+
+
+def test_bcc_cannot_take_a_bpf_only_hook():
+    with pytest.raises(BindtraceError) as exc:
+        make_config(backend="bcc", hook="fexit")
+    assert str(exc.value) == ("hook fexit needs backend core (or auto): backend bcc attaches to "
+                              "the syscall tracepoints only")
