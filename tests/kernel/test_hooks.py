@@ -7,6 +7,7 @@ runs this same file in guests that offer all three."""
 import os
 import socket
 import subprocess
+import threading
 
 import pytest
 
@@ -128,10 +129,11 @@ FEXIT_EPERM_MESSAGE = (
 def test_a_pinned_rung_the_kernel_refuses_one_message_nothing_loaded(rung):
     if offered(rung) is None:
         pytest.skip("this kernel offers %s (its records are checked above)" % rung)
-    before = bpf_ids_of(ME)
+    before, threads = bpf_ids_of(ME), threading.active_count()
     with pytest.raises(BindtraceError) as exc:
         Tracer(make_config(mode="summary", pid=ME, hook=rung))
     assert bpf_ids_of(ME) == before   # the refused programs and their maps are all closed
+    assert threading.active_count() == threads   # and the enricher's watch thread stopped
     msg = str(exc.value)
     if rung == "kprobe" and hooks.unavailable(hooks.ladder("kprobe")[0]):
         assert msg == KPROBE_MESSAGE

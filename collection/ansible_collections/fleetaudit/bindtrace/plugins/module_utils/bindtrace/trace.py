@@ -82,6 +82,18 @@ class Tracer(object):
             self.enricher.prime()
         self.selected = _container_filter(cfg)
         try:
+            self._load_backend(cfg, backend_cls, netns)
+        except BaseException:
+            self.close()   # the enricher's watch thread too: nothing stays behind a failure
+            raise
+        self.delivered = 0   # events handed to the caller
+        self.dropped = 0     # events over max_events, counted not kept
+        self.excluded = 0    # events removed by the container filter
+        self._kept_raw = []
+        self._kept_events = []
+
+    def _load_backend(self, cfg, backend_cls, netns):
+        try:
             self.backend = backend_cls(cfg, netns)
         except BindtraceError as exc:
             if cfg.backend != "auto" or backend_cls.name != "core" or cfg.hook != "auto":
@@ -95,11 +107,6 @@ class Tracer(object):
             self.backend = BccBackend(cfg, netns)
             self.backend_reason = "auto: the core backend failed (%s); bcc present" % exc
             self.backend.hook_reason = "core: %s" % exc
-        self.delivered = 0   # events handed to the caller
-        self.dropped = 0     # events over max_events, counted not kept
-        self.excluded = 0    # events removed by the container filter
-        self._kept_raw = []
-        self._kept_events = []
 
     @property
     def backend_name(self):
