@@ -206,3 +206,25 @@ def test_colour_marks_unexpected_rows_and_names_cannot_add_escapes(tmp_path):
     assert [l.startswith(red) for l in rows] == [
         True, False, True, True, True, True, True, True, True, False, False, False, False, False]
     assert red + "evil  unexpected" in out and "\\x1b[31mred\\x1b[0m" in out
+
+
+def test_run_never_overwrites_the_baseline_it_reads(tmp_path):
+    """The daily job's obvious form: baseline reports/report.json, default output
+    directory ./reports. The callback says so when the trace starts and again at
+    the end, prints the table (drift included) and writes no file."""
+    first = run_standin(str(tmp_path), {"web1": rf.fleet()["web1"]})
+    assert first.returncode == 0, first.stdout + first.stderr
+    reports = tmp_path / "reports"
+    before = {p.name: p.read_bytes() for p in reports.iterdir()}
+    proc = run_standin(str(tmp_path), {"web1": rf.fleet()["web1"]}, BIND_REPORT_BASELINE="reports/report.json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    said = ("the baseline %s is the report.json this run would write in %s, and a run never overwrites "
+            "the report it compares against: write each run to its own directory (e.g. "
+            "BIND_REPORT_DIR=reports/$(date +%%F)) or keep the baseline elsewhere (e.g. cp %s baseline.json, "
+            "then BIND_REPORT_BASELINE=baseline.json)" % (reports / "report.json", reports, reports / "report.json"))
+    text = " ".join((proc.stdout + proc.stderr).split())   # Ansible wraps long error lines
+    # when the trace starts (before its window), and at the end
+    assert "bind_report: %s; this run will write no report files" % said in text, text[-3000:]
+    assert "bind_report: no report files written: %s" % said in text, text[-3000:]
+    assert "BIND REPORT SUMMARY" in proc.stdout and "bind_report: wrote" not in proc.stdout
+    assert {p.name: p.read_bytes() for p in reports.iterdir()} == before

@@ -41,6 +41,8 @@ options:
     description:
       - A report.json of an earlier run; the report then lists, per host, listeners new since
         and gone since that baseline. A missing or unreadable baseline is a warning, not an error.
+      - A run never overwrites its baseline. When the baseline is the report.json this run would
+        write, the callback says so when the trace starts, and writes no report files.
     type: path
     ini:
       - section: bind_report
@@ -101,6 +103,8 @@ from ansible_collections.fleetaudit.bindtrace.plugins.plugin_utils.bindreport im
     terminal_lines, write_reports)
 from ansible_collections.fleetaudit.bindtrace.plugins.plugin_utils.bindreport.annotate import (
     annotate_report, host_groups)
+from ansible_collections.fleetaudit.bindtrace.plugins.plugin_utils.bindreport.guard import (
+    baseline_overwrite_error)
 
 TRACE_MODULE = "trace_bind"
 RUNNER_ARTIFACTS_ENV = "AWX_ISOLATED_DATA_DIR"
@@ -135,8 +139,12 @@ class CallbackModule(CallbackBase):
 
     # -- collect ---------------------------------------------------------
     def v2_playbook_on_task_start(self, task, is_conditional):
-        if _is_trace_task(task):
+        if _is_trace_task(task) and not self._traced:
             self._traced = True
+            # say it before the trace window, not after it
+            problem = self._overwrite_problem()
+            if problem:
+                self._display.error("bind_report: %s; this run will write no report files" % problem)
 
     def _record(self, result, outcome):
         task, host = _attr(result, "task"), _attr(result, "host")
@@ -171,6 +179,13 @@ class CallbackModule(CallbackBase):
             return os.environ[RUNNER_ARTIFACTS_ENV]
         return os.path.abspath("reports")
 
+    def _overwrite_problem(self):
+        try:
+            formats = parse_formats(self.get_option("formats"))
+        except BindReportError:
+            return None   # reported where the files are written
+        return baseline_overwrite_error(self.get_option("baseline"), self._output_dir(), formats)
+
     def _baseline(self):
         path = self.get_option("baseline")
         if not path:
@@ -199,6 +214,10 @@ class CallbackModule(CallbackBase):
         if self.get_option("terminal"):
             for text, style in terminal_lines(model):
                 self._display.display(text, color=COLOURS.get(style))
+        problem = self._overwrite_problem()
+        if problem:
+            self._display.error("bind_report: no report files written: %s" % problem)
+            return
         outdir = self._output_dir()
         try:
             paths = write_reports(model, outdir, parse_formats(self.get_option("formats")))

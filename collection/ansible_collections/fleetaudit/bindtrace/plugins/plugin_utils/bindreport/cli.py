@@ -15,6 +15,7 @@ import sys
 
 from . import history_cli
 from .annotate import annotate_report
+from .guard import baseline_overwrite_error
 from .inputs import load_groups, load_results
 from .model import BindReportError, build_report, load_baseline
 from .terminal import render_terminal
@@ -90,6 +91,9 @@ def run(argv=None, out=sys.stdout, err=sys.stderr):
     args = build_parser().parse_args(argv)
     try:
         formats = parse_formats(args.formats)
+        problem = baseline_overwrite_error(args.baseline, os.path.abspath(args.output_dir), formats)
+        if problem:
+            raise BindReportError(problem)
         hosts = load_results(args.inputs)
         groups = load_groups(args.groups) if args.groups else {}
         for name, raw in hosts.items():   # a report.json input carries its hosts' groups
