@@ -13,6 +13,7 @@ Sections:
   table     summary table: kernel memory vs entries and keys; a busy host's keys (bench_table.py)
   fleet     playbook wall time vs ansible ping on 5/20/50 hosts (bench_fleet.py)
   report    aggregation + all formats for 1000 hosts x 200 binds (bench_report.py)
+  scale     10,000 hosts x 200 records from 10 slices merged by bind-report, all formats (bench_report_scale.py)
 """
 import argparse
 import json
@@ -28,7 +29,7 @@ from bench_common import fmt_rate, table
 
 # backends first: a child's ru_maxrss starts at its parent's RSS (fork + exec keep
 # the high-water mark), so the children are spawned while this process is small
-SECTIONS = ("backends", "cost", "storm", "table", "fleet", "report")
+SECTIONS = ("backends", "cost", "storm", "table", "fleet", "report", "scale")
 WINDOW = 5
 
 
@@ -247,8 +248,22 @@ def section_report(args):
              "%.1fx the target" % (m["total"] / 5.0), "<= 5 s", m["total"] <= 5.0)], m
 
 
+def section_scale(args):
+    import bench_report_scale as scale
+    m = scale.measure(args.scale_hosts, 200, 10)
+    log(scale.report(m))
+    html = m["sizes_mb"].get("report.html", 0.0)
+    ok = m["wall"] <= scale.TIME_TARGET and m["rss_mb"] <= scale.RSS_TARGET_MB
+    return [("report: %d hosts x 200 records from 10 slices, all formats (bind-report)" % args.scale_hosts,
+             "%.1fs, peak RSS %.0f MB" % (m["wall"], m["rss_mb"]),
+             "%.1fx the time target" % (m["wall"] / scale.TIME_TARGET), "<= 30 s, <= 2 GB", ok),
+            ("report.html at %d hosts" % args.scale_hosts, "%.1f MB (report.json %.0f MB)" % (
+                html, m["sizes_mb"].get("report.json", 0.0)),
+             "%.2fx the budget" % (html / scale.HTML_BUDGET_MB), "<= 25 MB", html <= scale.HTML_BUDGET_MB)], m
+
+
 RUN = {"cost": section_cost, "storm": section_storm, "backends": section_backends,
-       "table": section_table, "fleet": section_fleet, "report": section_report}
+       "table": section_table, "fleet": section_fleet, "report": section_report, "scale": section_scale}
 
 
 def main(argv=None):
@@ -257,6 +272,7 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--fleet-sizes", default="5,20,50")
     p.add_argument("--report-hosts", type=int, default=1000)
+    p.add_argument("--scale-hosts", type=int, default=10000)
     p.add_argument("--quick", action="store_true", help="smaller runs, for a try-out")
     p.add_argument("--json", default=None, help="also write the raw results here")
     args = p.parse_args(argv)
