@@ -1,6 +1,6 @@
 """Fleet report at scale: HOSTS hosts x BINDS binds of generated facts, built
 the way a host builds them (raw kernel records -> events.decode_summary ->
-trace.build_facts with a policy and listeners), then aggregated and rendered
+facts.build_facts with a policy and listeners), then aggregated and rendered
 in every format through the bindreport API: build_report, render_terminal,
 write_reports (json, md, html, junit); with --baseline, a second pass diffs
 against the first report. Generation is not timed; the report is.
@@ -18,7 +18,7 @@ import bench_common  # noqa: F401  (puts the collection's packages on sys.path)
 from bindreport import build_report, load_baseline, render_terminal, write_reports
 from bindtrace.events import KEY_FMT, STATS_FMT, Clock, decode_summary
 from bindtrace.filters import make_config
-from bindtrace.trace import build_facts
+from bindtrace.facts import build_facts
 
 SERVICES = ((22, b"sshd"), (80, b"nginx"), (443, b"nginx"), (5432, b"postgres"),
             (8080, b"nginx-worker"), (53, b"dnsmasq"))

@@ -16,7 +16,8 @@ import threading
 from bindreport import build_report, classify_result, render_terminal
 from bindtrace.facts import unexpected_failure
 from bindtrace.filters import make_config
-from bindtrace.trace import build_facts, run_window
+from bindtrace.facts import build_facts
+from bindtrace.trace import run_window
 from hostile_util import PORT_BASE, find_tracer, tracing
 
 FORBIDDEN = PORT_BASE + 90

@@ -15,7 +15,8 @@ SCRIPT = r'''
 import json, os, socket, time
 import bindtrace.bcc_calibrate as cal
 from bindtrace.filters import make_config
-from bindtrace.trace import build_facts, run_window
+from bindtrace.facts import build_facts
+from bindtrace.trace import run_window
 
 real = cal.calibrate
 def simulated(BPF):

@@ -7,7 +7,7 @@ import socket
 
 from bindtrace.facts import unexpected_failure
 from bindtrace.filters import make_config
-from bindtrace.trace import build_facts
+from bindtrace.facts import build_facts
 from helpers import trace_around
 
 ME = os.getpid()

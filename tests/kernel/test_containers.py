@@ -355,7 +355,8 @@ def test_facts_binds_and_listeners_carry_container_and_k8s(images, names):
     """The module's path (run_window -> build_facts, listeners snapshot): a kubelet-style
     container's bind and its listening socket both carry container and k8s."""
     from bindtrace.listeners import default_enricher, snapshot
-    from bindtrace.trace import build_facts, run_window
+    from bindtrace.facts import build_facts
+    from bindtrace.trace import run_window
     bb, _ = images
     name = names(KUBE_NAME)
     state = {"pid": None, "polls": 0}

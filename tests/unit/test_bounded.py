@@ -3,7 +3,7 @@ the most significant records kept, exact totals, nothing hidden from the policy.
 from bindtrace.bounded import keep_significant, rank
 from bindtrace.facts import unexpected_failure
 from bindtrace.filters import make_config
-from bindtrace.trace import build_facts
+from bindtrace.facts import build_facts
 
 META = {"hostname": "h1", "kernel": "6.18", "backend": "core", "backend_reason": "test",
         "missing_fields": [], "start": None, "end": None, "duration": 1, "own_netns": 1}

@@ -6,8 +6,9 @@ import os
 
 import pytest
 
-from bindtrace.enrich import (cgroup2_mount, container_names, event_selected, has_container,
-                              k8s_identity, parse_cgroup_path, parse_proc_cgroup, select_events)
+from bindtrace.cli import has_container
+from bindtrace.enrich import cgroup2_mount, k8s_identity, parse_cgroup_path, parse_proc_cgroup
+from bindtrace.filters import container_names, event_selected, select_events
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "enrich")
 DOCKER_ID = "0a1b8332df8bacd3b57c40ef91751d885b74c097f6f4289f1e132d14772ba82b"

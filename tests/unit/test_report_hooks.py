@@ -4,7 +4,7 @@ host's trust line. Facts as the host library builds them (trace.build_facts)."""
 import report_facts as rf
 from bindreport import build_report, render, render_terminal
 from bindreport.sanitize import markdown
-from bindtrace.trace import trust_line
+from bindtrace.facts import trust_line
 
 SEES = "bind(2), io_uring IORING_OP_BIND and in-kernel binds (kernel_bind)"
 

@@ -1,9 +1,15 @@
 """bindtrace host library: stdlib-only (Python 3.8+), shipped to hosts by AnsiballZ.
 
-Modules: libbpf (ctypes binding), backend_core / backend_bcc (kernel side),
-events (raw record -> one event shape), filters (options validation),
-enrich (container / Kubernetes identity), listeners (sockets listening now),
-policy (allow rules -> verdicts), trace (one bounded window -> facts), cli.
+Layers, top down (a value follows them from a front-end to the kernel):
+  facts (options in, bind_trace facts out: the orchestrator every front-end
+  calls; cli is trace-bind's live view) -> trace (one window: Tracer) ->
+  backends (select_backend: which backend, the one place) -> backend_core
+  (libbpf) / backend_bcc (kernel side). Beside them: filters (options
+  validation, container selection), record (the bind record's fields; bind_h
+  is bind.h for Python, generated), events (raw record -> event), maps (what
+  both backends write to and read from the maps), enrich (container /
+  Kubernetes identity), listeners (sockets listening now), policy (allow
+  rules -> verdicts).
 """
 SCHEMA = 1
 

@@ -125,8 +125,7 @@ def run(args, out=sys.stdout, err=sys.stderr):
         if args.summary:
             events = tracer.summary()
             if not as_json:
-                table.set_columns(containers or any(e.get("container") is not None
-                                                    for e in events))
+                table.set_columns(containers or has_container(events))
                 table.header()
         for ev in events:
             emit(ev, as_json, table, out)
@@ -134,6 +133,11 @@ def run(args, out=sys.stdout, err=sys.stderr):
     total = sum(e.get("count", 1) for e in events) if args.summary else tracer.delivered
     err.write("# events: %d, lost: %d, dropped: %d\n" % (total, st["lost"], st["dropped"]))
     return 0
+
+
+def has_container(events):
+    """True when any event came from a container: the table then shows K8S columns."""
+    return any(ev.get("container") is not None for ev in events)
 
 
 def emit(ev, as_json, table, out):

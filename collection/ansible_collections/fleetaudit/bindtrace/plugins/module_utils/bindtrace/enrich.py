@@ -43,7 +43,6 @@ K8S_POD = ("io.kubernetes.pod.name", "io.kubernetes.cri.sandbox-name")
 K8S_NAMESPACE = ("io.kubernetes.pod.namespace", "io.kubernetes.cri.sandbox-namespace")
 K8S_CONTAINER = ("io.kubernetes.container.name", "io.kubernetes.cri.container-name")
 
-SCOPES = ("all", "host", "containers")
 MAX_TASKS = 65536
 
 
@@ -583,45 +582,3 @@ class Enricher(object):
                     # a new cgroup: resolve it now, while its container exists
                     self._scan(os.path.join(self._wd[wd], name.decode("utf-8", "replace")),
                                add_watches=True)
-
-
-# ---------------------------------------------------------------- filters
-
-def event_selected(ev, containername=None, scope="all"):
-    """ig-style container selection over an enriched event.
-
-    scope: "all", "host" (host processes only) or "containers" (containers only).
-    containername: exact name (or a list / comma list of names); matches the
-    container's own name (docker name without its '/') or its Kubernetes
-    container name, like ig -c. Giving a name implies containers only."""
-    container = ev.get("container")
-    if scope == "host" and container is not None:
-        return False
-    if scope == "containers" and container is None:
-        return False
-    names = container_names(containername)
-    if not names:
-        return True
-    if container is None:
-        return False
-    k8s_name = (ev.get("k8s") or {}).get("container")
-    return container.get("name") in names or (k8s_name is not None and k8s_name in names)
-
-
-def container_names(containername):
-    if not containername:
-        return ()
-    if isinstance(containername, (list, tuple, set, frozenset)):
-        items = containername
-    else:
-        items = str(containername).split(",")
-    return frozenset(n.strip().lstrip("/") for n in items if n and n.strip())
-
-
-def select_events(events, containername=None, scope="all"):
-    return [ev for ev in events if event_selected(ev, containername, scope)]
-
-
-def has_container(events):
-    """True when any event came from a container: the table then shows K8S columns."""
-    return any(ev.get("container") is not None for ev in events)

@@ -3,12 +3,13 @@
 so option handling, listeners, policy and the facts shape live here only."""
 import signal
 
-from . import BindtraceError
-from .bounded import DEFAULT_MAX_EVENTS, DEFAULT_MAX_RECORDS
+from . import SCHEMA, BindtraceError
+from .backends import select_backend
+from .bounded import DEFAULT_MAX_EVENTS, DEFAULT_MAX_RECORDS, keep_significant
 from .filters import make_config, parse_bool, parse_duration, parse_limit
 from .listeners import default_enricher, snapshot
-from .policy import describe, validate_rules
-from .trace import build_facts, run_window, select_backend
+from .policy import apply_policy, describe, is_client, validate_rules
+from .trace import run_window
 
 MAX_NAMED = 20  # failure messages name at most this many records per kind
 
@@ -85,6 +86,67 @@ def collect_facts(should_stop=None, **options):
     return build_facts(cfg, binds, stats, meta, listeners, o["allow"], max_records)
 
 
+def trust_line(hook, missing_fields, lost):
+    """One line a reader of the report can weigh the host's results by."""
+    if not hook or not hook.get("hook"):
+        return None
+    parts = ["hook %s (%s, build %s)" % (hook["hook"], hook["where"], hook["build"]),
+             "sees %s" % hook["sees"]]
+    if hook.get("not_used"):
+        parts.append("cheaper hooks not used: %s" % hook["not_used"])
+    parts.append("missing fields: %s" % (", ".join(missing_fields) or "none"))
+    parts.append("lost: %d" % lost)
+    return "; ".join(parts)
+
+
+def build_facts(cfg, binds, st, meta, listeners=None, policy_rules=None,
+                max_records=DEFAULT_MAX_RECORDS):
+    """The bind_trace facts of DESIGN.md from one window's results. The policy
+    judges every record; then at most max_records binds and max_records
+    listeners are returned, the most significant first (bounded.py), with
+    exact totals in counts (None: no cap)."""
+    listeners = listeners or []
+    unexpected = apply_policy(policy_rules, binds, listeners)
+    total = sum(b.get("count", 1) for b in binds)
+    clients = sum(b.get("count", 1) for b in binds if is_client(b))
+    kept_binds, omitted_binds = keep_significant(binds, max_records)
+    kept_listeners, omitted_listeners = keep_significant(listeners, max_records)
+    if omitted_binds or omitted_listeners:
+        kept = set(map(id, kept_binds)) | set(map(id, kept_listeners))
+        shown = {kind: [r for r in recs if id(r) in kept] for kind, recs in unexpected.items()}
+    else:
+        shown = unexpected
+    hook = meta.get("hook") or {}
+    return {
+        "schema": SCHEMA,
+        "host": {"hostname": meta["hostname"], "kernel": meta["kernel"], "backend": meta["backend"],
+                 "backend_reason": meta["backend_reason"], "node": meta["hostname"],
+                 "netns": meta["own_netns"], "hook": hook.get("hook"),
+                 "hook_build": hook.get("build"), "hook_where": hook.get("where"),
+                 "hook_sees": hook.get("sees"), "hook_not_used": hook.get("not_used"),
+                 "trust": trust_line(hook, meta["missing_fields"], st["lost"])},
+        "window": {"start": meta["start"], "end": meta["end"], "duration": meta["duration"]},
+        "mode": cfg.mode,
+        "filters": cfg.as_filters(),
+        "binds": kept_binds,
+        "listeners": kept_listeners,
+        "lost": st["lost"],
+        "dropped": st["dropped"],
+        "truncated": (st["dropped"] > 0 or st.get("summary_full", 0) > 0 or omitted_binds > 0
+                      or omitted_listeners > 0),
+        "summary_full": st.get("summary_full", 0),
+        "unexpected": shown,
+        "counts": {"binds": total, "records": len(binds), "listeners": len(listeners),
+                   "client_binds": clients,
+                   "unexpected_binds": len(unexpected["binds"]),
+                   "unexpected_listeners": len(unexpected["listeners"]),
+                   "omitted_binds": omitted_binds, "omitted_listeners": omitted_listeners,
+                   "lost": st["lost"], "dropped": st["dropped"]},
+        "missing_fields": meta["missing_fields"],
+        "policy": {"rules": len(policy_rules or [])},
+    }
+
+
 def unexpected_failure(facts, fail_on_unexpected):
     """The failure message when fail_on_unexpected is set and something is
     unexpected, else None: 'unexpected listeners on web1: TCP 0.0.0.0:8080 nc
@@ -133,7 +195,7 @@ def host_support(backend="auto"):
     nothing: for a front-end that must say up front whether it can trace here
     (Salt's __virtual__)."""
     try:
-        _cls, reason = select_backend(make_config(backend=backend))
+        _cls, reason = select_backend(make_config(backend=backend), load=False)
     except (BindtraceError, ImportError, OSError) as exc:
         return False, str(exc)
     return True, reason

@@ -189,3 +189,41 @@ def make_config(mode="events", pid=None, ports=None, ignore_errors=True, comm=No
             max_events, "max_events", "events"),
         backend=backend, hook=hook,
     )
+
+
+# ---------------------------------------------------------------- selection
+# (binds that only the enriched record can tell apart: the container filter)
+
+def event_selected(ev, containername=None, scope="all"):
+    """ig-style container selection over an enriched event.
+
+    scope: "all", "host" (host processes only) or "containers" (containers only).
+    containername: exact name (or a list / comma list of names); matches the
+    container's own name (docker name without its '/') or its Kubernetes
+    container name, like ig -c. Giving a name implies containers only."""
+    container = ev.get("container")
+    if scope == "host" and container is not None:
+        return False
+    if scope == "containers" and container is None:
+        return False
+    names = container_names(containername)
+    if not names:
+        return True
+    if container is None:
+        return False
+    k8s_name = (ev.get("k8s") or {}).get("container")
+    return container.get("name") in names or (k8s_name is not None and k8s_name in names)
+
+
+def container_names(containername):
+    if not containername:
+        return ()
+    if isinstance(containername, (list, tuple, set, frozenset)):
+        items = containername
+    else:
+        items = str(containername).split(",")
+    return frozenset(n.strip().lstrip("/") for n in items if n and n.strip())
+
+
+def select_events(events, containername=None, scope="all"):
+    return [ev for ev in events if event_selected(ev, containername, scope)]

@@ -1,52 +1,13 @@
-"""One trace on one host: pick and load a backend, stream or summarise binds,
-enrich them, and (run_window) produce the bind_trace facts of one bounded window."""
+"""One trace on one host: load the backend backends.select_backend picks,
+stream or summarise binds, enrich them, and (run_window) return the binds and
+counters of one bounded window (facts.py makes the bind_trace facts of them)."""
 import os
 import socket
 import time
 
-from . import SCHEMA, BindtraceError
-from . import preflight
-from .bounded import DEFAULT_MAX_RECORDS, keep_significant
+from .backends import check_host, select_backend
 from .events import Clock, decode_event, decode_summary
-
-
-def select_backend(cfg):
-    """-> (backend class, reason). auto: core with BTF + libbpf, else bcc, else unsupported."""
-    preflight.check_linux()
-    preflight.check_root()
-    preflight.check_tracepoints()
-    if cfg.backend == "core" or getattr(cfg, "hook", "auto") in ("fexit", "kprobe"):
-        preflight.check_btf()
-        preflight.check_object_arch()
-        from .libbpf import load_library
-        load_library()
-        from .backend_core import CoreBackend
-        return CoreBackend, "requested"
-    if cfg.backend == "bcc":
-        from .backend_bcc import BccBackend, check_bcc
-        check_bcc()
-        return BccBackend, "requested"
-    missing = []
-    if preflight.has_btf():
-        try:
-            preflight.check_object_arch()
-            from .libbpf import load_library
-            load_library()
-            from .backend_core import CoreBackend
-            return CoreBackend, "auto: kernel BTF and libbpf.so.1 present"
-        except BindtraceError as exc:
-            missing.append(str(exc))
-    else:
-        missing.append("no kernel BTF at %s" % preflight.btf_path())
-    try:
-        from .backend_bcc import BccBackend, check_bcc
-        check_bcc()
-        return BccBackend, "auto: %s; bcc present" % "; ".join(missing)
-    except (BindtraceError, ImportError) as exc:
-        missing.append(str(exc))
-    raise BindtraceError("unsupported: no usable backend on this host (%s); install libbpf1 on a "
-                         "kernel with BTF (CONFIG_DEBUG_INFO_BTF), or bcc with kernel headers "
-                         "(bindtrace_install_bcc: true)" % "; ".join(missing))
+from .filters import event_selected
 
 
 def _make_enricher():
@@ -58,10 +19,6 @@ def _make_enricher():
 
 
 def _container_filter(cfg):
-    try:
-        from .enrich import event_selected
-    except ImportError:
-        return None
     if cfg.containername is None and cfg.scope == "all":
         return None
     return lambda ev: event_selected(ev, cfg.containername, cfg.scope)
@@ -72,17 +29,18 @@ class Tracer(object):
 
     def __init__(self, cfg):
         self.cfg = cfg
-        backend_cls, self.backend_reason = select_backend(cfg)
+        self.backend = self.enricher = None
         self.own_netns = os.stat("/proc/self/ns/net").st_ino
         netns = self.own_netns if cfg.netns == "host" else (
             None if cfg.netns == "all" else cfg.netns)
         self.clock = Clock()
-        self.enricher = _make_enricher()
-        if self.enricher is not None and hasattr(self.enricher, "prime"):
-            self.enricher.prime()
         self.selected = _container_filter(cfg)
+        check_host()   # before the enricher starts watching: a plain message if it cannot run
         try:
-            self._load_backend(cfg, backend_cls, netns)
+            self.enricher = _make_enricher()
+            if self.enricher is not None and hasattr(self.enricher, "prime"):
+                self.enricher.prime()
+            self.backend, self.backend_reason = select_backend(cfg, netns)
         except BaseException:
             self.close()   # the enricher's watch thread too: nothing stays behind a failure
             raise
@@ -91,22 +49,6 @@ class Tracer(object):
         self.excluded = 0    # events removed by the container filter
         self._kept_raw = []
         self._kept_events = []
-
-    def _load_backend(self, cfg, backend_cls, netns):
-        try:
-            self.backend = backend_cls(cfg, netns)
-        except BindtraceError as exc:
-            if cfg.backend != "auto" or backend_cls.name != "core" or cfg.hook != "auto":
-                raise
-            # auto: a kernel too old for the CO-RE program (< 5.15) may still run bcc
-            try:
-                from .backend_bcc import BccBackend, check_bcc
-                check_bcc()
-            except (BindtraceError, ImportError):
-                raise exc
-            self.backend = BccBackend(cfg, netns)
-            self.backend_reason = "auto: the core backend failed (%s); bcc present" % exc
-            self.backend.hook_reason = "core: %s" % exc
 
     @property
     def backend_name(self):
@@ -249,65 +191,3 @@ def hook_facts(backend):
             "where": getattr(backend, "hook_where", None),
             "sees": getattr(backend, "hook_sees", None),
             "not_used": getattr(backend, "hook_reason", "") or None}
-
-
-def trust_line(hook, missing_fields, lost):
-    """One line a reader of the report can weigh the host's results by."""
-    if not hook or not hook.get("hook"):
-        return None
-    parts = ["hook %s (%s, build %s)" % (hook["hook"], hook["where"], hook["build"]),
-             "sees %s" % hook["sees"]]
-    if hook.get("not_used"):
-        parts.append("cheaper hooks not used: %s" % hook["not_used"])
-    parts.append("missing fields: %s" % (", ".join(missing_fields) or "none"))
-    parts.append("lost: %d" % lost)
-    return "; ".join(parts)
-
-
-def build_facts(cfg, binds, st, meta, listeners=None, policy_rules=None,
-                max_records=DEFAULT_MAX_RECORDS):
-    """The bind_trace facts of DESIGN.md from one window's results. The policy
-    judges every record; then at most max_records binds and max_records
-    listeners are returned, the most significant first (bounded.py), with
-    exact totals in counts (None: no cap)."""
-    from .policy import apply_policy, is_client
-    listeners = listeners or []
-    unexpected = apply_policy(policy_rules, binds, listeners)
-    total = sum(b.get("count", 1) for b in binds)
-    clients = sum(b.get("count", 1) for b in binds if is_client(b))
-    kept_binds, omitted_binds = keep_significant(binds, max_records)
-    kept_listeners, omitted_listeners = keep_significant(listeners, max_records)
-    if omitted_binds or omitted_listeners:
-        kept = set(map(id, kept_binds)) | set(map(id, kept_listeners))
-        shown = {kind: [r for r in recs if id(r) in kept] for kind, recs in unexpected.items()}
-    else:
-        shown = unexpected
-    hook = meta.get("hook") or {}
-    return {
-        "schema": SCHEMA,
-        "host": {"hostname": meta["hostname"], "kernel": meta["kernel"], "backend": meta["backend"],
-                 "backend_reason": meta["backend_reason"], "node": meta["hostname"],
-                 "netns": meta["own_netns"], "hook": hook.get("hook"),
-                 "hook_build": hook.get("build"), "hook_where": hook.get("where"),
-                 "hook_sees": hook.get("sees"), "hook_not_used": hook.get("not_used"),
-                 "trust": trust_line(hook, meta["missing_fields"], st["lost"])},
-        "window": {"start": meta["start"], "end": meta["end"], "duration": meta["duration"]},
-        "mode": cfg.mode,
-        "filters": cfg.as_filters(),
-        "binds": kept_binds,
-        "listeners": kept_listeners,
-        "lost": st["lost"],
-        "dropped": st["dropped"],
-        "truncated": (st["dropped"] > 0 or st.get("summary_full", 0) > 0 or omitted_binds > 0
-                      or omitted_listeners > 0),
-        "summary_full": st.get("summary_full", 0),
-        "unexpected": shown,
-        "counts": {"binds": total, "records": len(binds), "listeners": len(listeners),
-                   "client_binds": clients,
-                   "unexpected_binds": len(unexpected["binds"]),
-                   "unexpected_listeners": len(unexpected["listeners"]),
-                   "omitted_binds": omitted_binds, "omitted_listeners": omitted_listeners,
-                   "lost": st["lost"], "dropped": st["dropped"]},
-        "missing_fields": meta["missing_fields"],
-        "policy": {"rules": len(policy_rules or [])},
-    }
