@@ -24,7 +24,8 @@ def test_two_playbooks_and_the_cli_at_once_each_see_every_bind(bindstorm, local_
     pb_sum = start_playbook(local_inventory, tmp_path / "a",
                             dict(common, bindtrace_mode="summary", bindtrace_ignore_errors=False))
     pb_ev = start_playbook(local_inventory, tmp_path / "b",
-                           dict(common, bindtrace_mode="events", bindtrace_comm="bindstorm"))
+                           dict(common, bindtrace_mode="events", bindtrace_comm="bindstorm",
+                                bindtrace_max_events="unlimited"))   # no cap, asked explicitly
     cli = start_cli("--summary", "-i=false", "--comm", "bindstorm", "-P", str(PORT), "-o", "json")
     try:
         tracers = [find_tracer(pb_sum.pid, pb_sum), find_tracer(pb_ev.pid, pb_ev),

@@ -69,3 +69,15 @@ def test_no_cap_returns_everything():
     # the default cap: 500
     facts = build_facts(make_config(mode="summary"), recs, STATS, META, [], None)
     assert len(facts["binds"]) == 500 and facts["counts"]["omitted_binds"] == 100
+
+
+def test_caps_defaults_and_explicit_events():
+    from bindtrace.facts import caps
+    assert caps("summary", None, None) == (10000, 500)
+    assert caps("events", None, None) == (10000, 500)
+    assert caps("summary", None, "unlimited") == (10000, None)
+    assert caps("events", 2000, None) == (2000, 2000)      # the events asked for come back
+    assert caps("events", "unlimited", None) == ("unlimited", None)
+    assert caps("events", 100, None) == (100, 500)
+    assert caps("events", 2000, 300) == (2000, 300)        # unless capped too
+    assert caps("summary", 2000, None) == (2000, 500)      # summary: max_events plays no part

@@ -68,6 +68,8 @@ options:
         C(counts.omitted_listeners) count what was left out, and C(truncated) is true.
       - Unset means 500, about 0.35 MB of JSON per host at most, so that 1000 hosts fit in
         about 1 GB of controller memory. V(unlimited) (or V(0)) means no cap.
+      - In V(events) mode with O(max_events) set higher than 500 (or V(unlimited)) and
+        O(max_records) unset, the cap is O(max_events), so the events asked for are returned.
     type: raw
   pid:
     description:

@@ -56,6 +56,21 @@ def options_with_defaults(options):
     return merged
 
 
+def caps(mode, max_events, max_records):
+    """-> (max_events as given or its default, max_records: a number or None for
+    no cap). In events mode a max_events above the records' default, with
+    max_records unset, is the records' cap too: the events asked for come back."""
+    unset = lambda v: v is None or v == ""   # noqa: E731
+    events = LIMIT_DEFAULTS["max_events"] if unset(max_events) else max_events
+    records = parse_limit(LIMIT_DEFAULTS["max_records"] if unset(max_records) else max_records,
+                          "max_records", "records")
+    if unset(max_records) and not unset(max_events) and str(mode).strip().lower() == "events":
+        asked = parse_limit(max_events, "max_events", "events")
+        if asked is None or asked > records:
+            records = asked
+    return events, records
+
+
 def collect_facts(should_stop=None, **options):
     """Validate everything first (nothing loads on a bad argument), trace one
     window, snapshot listeners, apply the allow rules -> the bind_trace dict.
@@ -64,10 +79,7 @@ def collect_facts(should_stop=None, **options):
     an early end is an error, since the window is then shorter than asked.
     """
     o = options_with_defaults(options)
-    for key, default in LIMIT_DEFAULTS.items():
-        if o[key] is None or o[key] == "":
-            o[key] = default
-    max_records = parse_limit(o["max_records"], "max_records", "records")
+    o["max_events"], max_records = caps(o["mode"], o["max_events"], o["max_records"])
     cfg = make_config(mode=o["mode"], pid=o["pid"], ports=o["ports"],
                       ignore_errors=o["ignore_errors"], comm=o["comm"], uid=o["uid"],
                       netns=o["netns"], containername=o["containername"], scope=o["scope"],

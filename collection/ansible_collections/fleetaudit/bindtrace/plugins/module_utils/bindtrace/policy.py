@@ -226,8 +226,11 @@ def judges_clients(compiled):
     return bool(compiled) and any(r.get("client") for r in compiled)
 
 
-def rule_matches(rule, rec):
-    if bool(rule.get("client")) != is_client(rec):
+def rule_matches(rule, rec, client=None):
+    """client: whether rec is a client bind (None: work it out)."""
+    if client is None:
+        client = is_client(rec)
+    if bool(rule.get("client")) != client:
         return False    # client rules judge client binds; other rules judge everything else
     for key, want in rule.items():
         if key == "client":
@@ -255,16 +258,17 @@ def rule_matches(rule, rec):
     return True
 
 
-def verdict(compiled, rec, clients_judged=None):
+def verdict(compiled, rec, clients_judged=None, listener=False):
     """None (no policy), "client" (a client bind nobody asked to judge),
-    "expected" or "unexpected"."""
+    "expected" or "unexpected". A listener is never a client."""
     if compiled is None:
         return None
     if clients_judged is None:
         clients_judged = judges_clients(compiled)
-    if not clients_judged and is_client(rec):
+    client = not listener and is_client(rec)
+    if client and not clients_judged:
         return "client"
-    return "expected" if any(rule_matches(r, rec) for r in compiled) else "unexpected"
+    return "expected" if any(rule_matches(r, rec, client) for r in compiled) else "unexpected"
 
 
 def apply_policy(rules, binds, listeners):
@@ -278,7 +282,7 @@ def apply_policy(rules, binds, listeners):
         if rec["verdict"] == "unexpected" and not rec.get("error"):
             unexpected["binds"].append(rec)
     for rec in listeners:
-        rec["verdict"] = verdict(compiled, rec, judged)
+        rec["verdict"] = verdict(compiled, rec, judged, listener=True)
         if rec["verdict"] == "unexpected":
             unexpected["listeners"].append(rec)
     return unexpected
