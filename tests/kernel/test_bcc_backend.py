@@ -211,7 +211,7 @@ def test_forced_bcc_without_bcc_names_the_interpreter_that_has_it():
 def test_forced_bcc_where_bcc_is_nowhere(monkeypatch):
     # bcc IS installed for /usr/bin/python3 on this machine, so "installed
     # nowhere" can only be simulated: hide the system interpreters from the probe
-    import bindtrace.backend_bcc as bb
+    import bindtrace.bcc.backend as bb
     from bindtrace import BindtraceError
     monkeypatch.setattr(bb, "SYSTEM_PYTHONS", ())
     with pytest.raises(BindtraceError) as exc:

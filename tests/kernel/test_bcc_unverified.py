@@ -13,7 +13,7 @@ from helpers import cli_env
 
 SCRIPT = r'''
 import json, os, socket, time
-import bindtrace.bcc_calibrate as cal
+import bindtrace.bcc.calibrate as cal
 from bindtrace.filters import make_config
 from bindtrace.facts import build_facts
 from bindtrace.trace import run_window

@@ -2,8 +2,8 @@
 import os
 import re
 
-from bindtrace import bcc_program
-from bindtrace.backend_bcc import FIELD_OFFSETS, missing_from_offsets
+from bindtrace.bcc import program as bcc_program
+from bindtrace.bcc.backend import FIELD_OFFSETS, missing_from_offsets
 from bindtrace.filters import make_config
 
 BIND_H = os.path.join(os.path.dirname(__file__), "..", "..", "bpf", "bind.h")

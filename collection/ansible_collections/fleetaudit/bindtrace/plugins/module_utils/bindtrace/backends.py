@@ -25,12 +25,12 @@ def _core_class():
 
 
 def _bcc_available():
-    from .backend_bcc import check_bcc
+    from .bcc.backend import check_bcc
     check_bcc()
 
 
 def _bcc_class():
-    from .backend_bcc import BccBackend
+    from .bcc.backend import BccBackend
     return BccBackend
 
 

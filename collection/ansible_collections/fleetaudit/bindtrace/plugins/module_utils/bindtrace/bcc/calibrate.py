@@ -15,7 +15,7 @@ import socket
 import struct
 import threading
 
-from .bcc_program import ORACLE_C, ORACLE_CHUNK, ORACLE_SLOTS
+from .program import ORACLE_C, ORACLE_CHUNK, ORACLE_SLOTS
 
 SO_REUSEADDR, SO_REUSEPORT, SO_BINDTOIFINDEX = 2, 15, 62
 IP_FREEBIND, IP_TRANSPARENT, IP_BIND_ADDRESS_NO_PORT = 15, 19, 24

@@ -3,7 +3,7 @@
 bcc compiles the C program on the host at run time against the kernel headers,
 but headers may not describe the running kernel (and nothing else does without
 BTF), so no struct offset is taken from them. Start-up:
-1. calibrate (bcc_calibrate): find the offsets the tracer needs by searching
+1. calibrate (calibrate.py): find the offsets the tracer needs by searching
    kernel memory for values of sockets this process made;
 2. compile MAIN_C with the filters and only the offsets found;
 3. self-test: bind sockets with known addresses, ports and options in a thread
@@ -20,11 +20,11 @@ import sys
 import threading
 import time
 
-from . import BindtraceError
-from .bcc_program import render_main
-from .events import key_fields
-from .maps import ports_bitmap, read_stats
-from .record import EVENT_FMT, FIELDS, KEY_FMT, KEY_MEMBERS, BIND
+from .. import BindtraceError
+from .program import render_main
+from ..events import key_fields
+from ..maps import ports_bitmap, read_stats
+from ..record import EVENT_FMT, FIELDS, KEY_FMT, KEY_MEMBERS, BIND
 SYSTEM_PYTHONS = ("/usr/bin/python3", "/usr/libexec/platform-python", "/usr/bin/python3.6")
 SO_BINDTOIFINDEX, SO_PROTOCOL = 62, 38
 IP_FREEBIND, IP_TRANSPARENT, IP_BIND_ADDRESS_NO_PORT = 15, 19, 24
@@ -124,7 +124,7 @@ class BccBackend(object):
 
     def __init__(self, cfg, netns_inode=None):
         BPF = import_bcc()
-        from .bcc_calibrate import calibrate
+        from .calibrate import calibrate
         self.bpf = None
         self._pending = []
         self._self_events = []
@@ -295,7 +295,7 @@ def _truth(s, ret, req, opts_text, if_index, netns):
 def selftest_binds():
     """Binds covering v4/v6, TCP/UDP, ephemeral and fixed ports, every option,
     an interface binding, a failure, and (when possible) another netns."""
-    from .bcc_calibrate import _socket_in_new_netns
+    from .calibrate import _socket_in_new_netns
     netns = _thread_ns("net")
     truths, keep = [], []
 

@@ -11,7 +11,7 @@ Two programs:
 The kernel headers bcc compiles against are used for nothing but the helpers'
 declarations: no struct offset is taken from them."""
 
-from .bpf_object import BIND_H
+from ..bpf_object import BIND_H
 
 # bpf/bind.h itself (embedded by `make bpf`): records, option and stats numbers
 RECORDS_C = BIND_H
