@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from bindtrace.enrich import Enricher, cgroup2_mount
+from bindtrace.cgroups import cgroup2_mount
+from bindtrace.enrich import Enricher
 from bindtrace.filters import make_config
 from bindtrace.trace import Tracer
 from dockerimg import BB_IMAGE, ensure_images, remove_empty_cgroups, rootfs_tar

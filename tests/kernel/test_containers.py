@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from bindtrace.enrich import Enricher, cgroup2_mount
+from bindtrace.cgroups import cgroup2_mount
+from bindtrace.enrich import Enricher
 from bindtrace.filters import make_config
 from bindtrace.ifnames import IfNames
 from bindtrace.trace import Tracer

@@ -7,7 +7,8 @@ import os
 import pytest
 
 from bindtrace.cli import has_container
-from bindtrace.enrich import cgroup2_mount, k8s_identity, parse_cgroup_path, parse_proc_cgroup
+from bindtrace.cgroups import cgroup2_mount, parse_cgroup_path, parse_proc_cgroup
+from bindtrace.runtimes import k8s_identity
 from bindtrace.filters import container_names, event_selected, select_events
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "enrich")

@@ -8,7 +8,9 @@ import time
 
 import pytest
 
-from bindtrace.enrich import Enricher, Runtimes, parse_cgroup_path
+from bindtrace.cgroups import parse_cgroup_path
+from bindtrace.enrich import Enricher
+from bindtrace.runtimes import Runtimes
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "enrich")
 DOCKER_ID = "0a1b8332df8bacd3b57c40ef91751d885b74c097f6f4289f1e132d14772ba82b"

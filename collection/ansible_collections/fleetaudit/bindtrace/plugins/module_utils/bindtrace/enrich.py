@@ -1,11 +1,8 @@
 """Container and Kubernetes identity of a bind: (pid, cgroup id, mntns) -> container, k8s.
 
-Read from the runtimes' own on-disk state, no daemon needed: Docker
-config.v2.json, containerd task bundles (config.json annotations), podman and
-CRI-O containers/storage (containers.json + userdata/config.json). The cgroup id a bind carries
-(bpf_get_current_cgroup_id) is the inode of its cgroup2 directory, and the
-cgroup path names the container (`/docker/<id>`, `/kubepods/.../pod<uid>/<id>`,
-`.../cri-containerd-<id>.scope`, `/libpod_parent/libpod-<id>`, `/<ns>/<id>`).
+The cgroup id a bind carries (bpf_get_current_cgroup_id) is the inode of its
+cgroup2 directory; the cgroup path names the container (cgroups.py), and the
+runtimes' own state on disk names it further (runtimes.py).
 
 Everything is cached by cgroup id (and mntns): after the first resolution the
 per-event cost is a dict lookup. A container that binds and exits at once is
@@ -14,261 +11,17 @@ container running at start, and an inotify watch on the cgroup2 tree resolves
 each new container cgroup the moment runc creates it (before its process runs).
 """
 import ctypes
-import json
 import os
-import re
 import select
 import socket
 import struct
 import threading
 
+from .cgroups import cgroup2_mount, parse_cgroup_path, parse_proc_cgroup
 from .ifnames import IfNames
-
-DOCKER_DIRS = ("var/lib/docker",)
-# standalone containerd, and the one dockerd runs for itself (namespace "moby")
-CONTAINERD_TASKS = ("run/containerd/io.containerd.runtime.v2.task",
-                    "run/docker/containerd/daemon/io.containerd.runtime.v2.task")
-PODMAN_DIRS = ("var/lib/containers/storage/overlay-containers",)
-
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
-# systemd driver: <runtime>-<id>.scope; CRI-O's cgroupfs driver: crio-<id>
-_SCOPE = re.compile(r"^(docker|cri-containerd|crio|libpod)-([0-9a-f]{64})(?:\.scope)?$")
-_POD = re.compile(r"^(?:kubepods-(?:besteffort-|burstable-|guaranteed-)?)?pod([0-9a-fA-F_-]+?)(?:\.slice)?$")
-_SCOPE_RUNTIME = {"docker": "docker", "cri-containerd": "containerd", "crio": "cri-o",
-                  "libpod": "podman"}
-# dockershim container names: k8s_<container>_<pod>_<namespace>_<pod uid>_<attempt>
-_DOCKERSHIM = re.compile(r"^k8s_([^_]+)_([^_]+)_([^_]+)_([^_]+)_\d+$")
-
-K8S_POD = ("io.kubernetes.pod.name", "io.kubernetes.cri.sandbox-name")
-K8S_NAMESPACE = ("io.kubernetes.pod.namespace", "io.kubernetes.cri.sandbox-namespace")
-K8S_CONTAINER = ("io.kubernetes.container.name", "io.kubernetes.cri.container-name")
+from .runtimes import Runtimes, read_text
 
 MAX_TASKS = 65536
-
-
-# ---------------------------------------------------------------- parsing
-
-def parse_cgroup_path(path):
-    """A cgroup path -> {"id", "runtime" (hint or None), "namespace" (containerd ns
-    guess or None), "pod_uid", "kubepods", "weak"} or None for host cgroups.
-
-    Walks from the leaf up so a sub-cgroup inside a container still names it.
-    "weak" marks the containerd/ctr `/<ns>/<id>` form: any last component may be
-    an id there, so it only counts if a task bundle confirms it."""
-    parts = [p for p in path.split("/") if p]
-    kube = any(p.startswith("kubepods") for p in parts)
-    for i in range(len(parts) - 1, -1, -1):
-        leaf = parts[i]
-        m = _SCOPE.match(leaf)
-        if m:
-            cid, hint = m.group(2), _SCOPE_RUNTIME[m.group(1)]
-        elif _HEX64.match(leaf):
-            cid, hint = leaf, ("docker" if i > 0 and parts[i - 1] == "docker" else None)
-        else:
-            continue
-        return {"id": cid, "runtime": hint, "namespace": None, "pod_uid": _pod_uid(parts[:i]),
-                "kubepods": kube, "weak": False}
-    if len(parts) >= 2:
-        return {"id": parts[-1], "runtime": None, "namespace": parts[-2],
-                "pod_uid": _pod_uid(parts[:-1]), "kubepods": kube, "weak": True}
-    return None
-
-
-def _pod_uid(parts):
-    for p in reversed(parts):
-        m = _POD.match(p)
-        if m:
-            return m.group(1).replace("_", "-")
-    return None
-
-
-def parse_proc_cgroup(text):
-    """/proc/<pid>/cgroup -> the cgroup paths, the unified (`0::`) one first."""
-    unified, others = [], []
-    for line in text.splitlines():
-        fields = line.split(":", 2)
-        if len(fields) != 3:
-            continue
-        if fields[0] == "0" and fields[1] == "":
-            unified.append(fields[2])
-        elif fields[2] not in others:
-            others.append(fields[2])
-    return unified + [p for p in others if p not in unified]
-
-
-def cgroup2_mount(mountinfo_text):
-    """The cgroup2 mount point from /proc/self/mountinfo (`/sys/fs/cgroup/unified`
-    on a hybrid host, `/sys/fs/cgroup` on a pure v2 host), or None."""
-    for line in mountinfo_text.splitlines():
-        left, sep, right = line.partition(" - ")
-        if not sep:
-            continue
-        if right.split(" ", 1)[0] == "cgroup2":
-            fields = left.split(" ")
-            if len(fields) >= 5 and fields[3] == "/":
-                return _unescape(fields[4])
-    return None
-
-
-def _unescape(path):
-    # mountinfo escapes space, tab, newline and backslash as \ooo
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), path)
-
-
-def k8s_identity(labels, name, node):
-    """Kubernetes identity from kubelet's labels (dockershim, podman annotations)
-    or containerd CRI annotations; dockershim's container name as a last resort.
-    A container outside Kubernetes gets node + its own name as K8S.CONTAINERNAME,
-    like ig does; namespace and pod stay None."""
-    pod = _first(labels, K8S_POD)
-    namespace = _first(labels, K8S_NAMESPACE)
-    container = _first(labels, K8S_CONTAINER)
-    if pod is None and namespace is None and name:
-        m = _DOCKERSHIM.match(name)
-        if m:
-            container, pod, namespace = m.group(1), m.group(2), m.group(3)
-    if pod is None and namespace is None:
-        return {"node": node, "namespace": None, "pod": None, "container": name}
-    return {"node": node, "namespace": namespace, "pod": pod, "container": container}
-
-
-def _first(labels, keys):
-    for k in keys:
-        v = labels.get(k)
-        if v:
-            return v
-    return None
-
-
-def _load_json(path):
-    try:
-        with open(path, "rb") as f:
-            return json.loads(f.read().decode("utf-8", "replace"))
-    except (OSError, ValueError):
-        return None
-
-
-def _read(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-    except OSError:
-        return None
-
-
-class Identity(object):
-    """What a container resolved to: the event's `container` and `k8s` values."""
-    __slots__ = ("container", "k8s")
-
-    def __init__(self, runtime, cid, name, image, labels, node):
-        self.container = {"runtime": runtime, "id": cid, "name": name, "image": image}
-        self.k8s = k8s_identity(labels, name, node)
-
-
-# ---------------------------------------------------------------- runtimes
-
-class Runtimes(object):
-    """Container id -> Identity from the runtimes' files under `root` ("/" on a
-    real host, a captured tree in unit tests)."""
-
-    def __init__(self, root="/", node=None):
-        self.root = root
-        self.node = node
-        self.docker_dirs = [self._p(d) for d in DOCKER_DIRS]
-        data_root = (_load_json(self._p("etc/docker/daemon.json")) or {}).get("data-root")
-        if isinstance(data_root, str) and data_root:
-            self.docker_dirs.insert(0, self._p(data_root.lstrip("/")))
-        self.containerd_dirs = [self._p(d) for d in CONTAINERD_TASKS]
-        self.podman_dirs = [self._p(d) for d in PODMAN_DIRS]
-        self._podman_index = {}   # containers.json path -> (mtime, {id: (name, image)})
-
-    def _p(self, rel):
-        return os.path.join(self.root, rel)
-
-    def lookup(self, parsed):
-        """parse_cgroup_path() result -> Identity or None."""
-        cid, hint = parsed["id"], parsed["runtime"]
-        if parsed["weak"]:
-            return self.containerd(cid, parsed["namespace"])
-        order = [self.docker, self.podman, self.containerd]
-        if hint == "podman":
-            order = [self.podman]
-        elif hint == "cri-o":   # CRI-O keeps its containers in the same containers/storage
-            order = [lambda c: self.podman(c, runtime="cri-o")]
-        elif hint == "containerd":
-            order = [self.containerd, self.docker]
-        for fn in order:
-            ident = fn(cid)
-            if ident is not None:
-                return ident
-        return None
-
-    def docker(self, cid):
-        for base in self.docker_dirs:
-            d = _load_json(os.path.join(base, "containers", cid, "config.v2.json"))
-            if d is None:
-                continue
-            cfg = d.get("Config") or {}
-            name = (d.get("Name") or "").lstrip("/") or cid[:12]
-            return Identity("docker", cid, name, cfg.get("Image") or None,
-                            cfg.get("Labels") or {}, self.node)
-        return None
-
-    def containerd(self, cid, namespace=None):
-        for base in self.containerd_dirs:
-            try:
-                namespaces = sorted(os.listdir(base))
-            except OSError:
-                continue
-            if namespace in namespaces:   # the cgroup's parent is likely the namespace
-                namespaces.remove(namespace)
-                namespaces.insert(0, namespace)
-            for ns in namespaces:
-                d = _load_json(os.path.join(base, ns, cid, "config.json"))
-                if d is None:
-                    continue
-                ann = d.get("annotations") or {}
-                name = ann.get("io.kubernetes.cri.container-name") or ann.get("nerdctl/name") or cid
-                runtime = "docker" if ns == "moby" else "containerd"   # dockerd's own tasks
-                return Identity(runtime, cid, name, ann.get("io.kubernetes.cri.image-name"),
-                                ann, self.node)
-        return None
-
-    def podman(self, cid, runtime="podman"):
-        for base in self.podman_dirs:
-            entry = self._podman_entries(os.path.join(base, "containers.json")).get(cid)
-            spec = _load_json(os.path.join(base, cid, "userdata", "config.json"))
-            if entry is None and spec is None:
-                continue
-            name, image = entry or (cid[:12], None)
-            # podman keeps --label only in its BoltDB; --annotation lands in the spec
-            ann = (spec or {}).get("annotations") or {}
-            if runtime == "cri-o":   # its storage name is k8s_<ctr>_<pod>_...; crictl shows <ctr>
-                name = ann.get("io.kubernetes.container.name") or name
-            return Identity(runtime, cid, name, image, ann, self.node)
-        return None
-
-    def _podman_entries(self, path):
-        try:
-            mtime = os.stat(path).st_mtime_ns
-        except OSError:
-            return {}
-        cached = self._podman_index.get(path)
-        if cached is not None and cached[0] == mtime:
-            return cached[1]
-        index = {}
-        for ent in _load_json(path) or []:
-            if not isinstance(ent, dict) or "id" not in ent:
-                continue
-            names = ent.get("names") or []
-            try:
-                meta = json.loads(ent.get("metadata") or "{}")
-            except ValueError:
-                meta = {}
-            index[ent["id"]] = (names[0] if names else meta.get("name") or ent["id"][:12],
-                                meta.get("image-name"))
-        self._podman_index[path] = (mtime, index)
-        return index
 
 
 # ---------------------------------------------------------------- inotify
@@ -322,7 +75,7 @@ class Enricher(object):
             self.host_mntns = os.stat(self._p("proc/self/ns/mnt")).st_ino
         except OSError:
             self.host_mntns = None
-        self.cgroup2 = cgroup2_mount(_read(self._p("proc/self/mountinfo")) or "")
+        self.cgroup2 = cgroup2_mount(read_text(self._p("proc/self/mountinfo")) or "")
         if self.cgroup2 is not None:
             self.cgroup2 = self._p(self.cgroup2.lstrip("/"))
 
@@ -470,7 +223,7 @@ class Enricher(object):
             own_mntns = None
         if mntns and own_mntns != mntns:
             return False, None, False
-        text = _read(base + "/cgroup")
+        text = read_text(base + "/cgroup")
         if text is None:
             return False, None, False
         paths = parse_proc_cgroup(text)
@@ -534,7 +287,7 @@ class Enricher(object):
             self._learn_mntns(full, ident)
 
     def _learn_mntns(self, full, ident):
-        procs = _read(os.path.join(full, "cgroup.procs"))
+        procs = read_text(os.path.join(full, "cgroup.procs"))
         for pid in (procs or "").split()[:1]:
             try:
                 self.by_mntns[os.stat(self._p("proc/%s/ns/mnt" % pid)).st_ino] = ident
