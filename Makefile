@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 TRACEFS := /sys/kernel/tracing
 
-.PHONY: demo test test-matrix bpf bpf-check bench venv tracefs clean
+.PHONY: demo test test-vm test-matrix bpf bpf-check bench venv tracefs clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -20,8 +20,14 @@ tracefs:
 demo: venv tracefs
 	$(PY) scripts/demo.py
 
+# the VM kernel matrix is its own target (QEMU/TCG guests, minutes): CI runs both
 test: venv tracefs
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --ignore=tests/vm $(PYTEST_ARGS)
+
+# Debian 6.1/6.12 x86_64 and arm64 kernels under QEMU, each running tests/kernel's
+# cases per hook rung (tests/vm/README.md); BINDTRACE_VM_GUESTS=a,b picks guests
+test-vm: venv
+	$(PY) -m pytest tests/vm $(PYTEST_ARGS)
 
 # The Ansible tests (module, callback, playbook, installed tarball, ansible-test
 # sanity) once per supported controller: MATRIX="oldest default newest" (all by

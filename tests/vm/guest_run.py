@@ -1,0 +1,129 @@
+"""Inside a VM-matrix guest (run by guest_init.sh as PID 1's child): report the
+guest's facts, run the kernel tests' pytest subset once per hook rung of the
+job, record one known bind workload per rung (for the cross-architecture
+comparison), then say done. Every result is a marked console line
+(guest_report.emit); the host turns each into a pytest item.
+
+argv[1]: the job (JSON), written by the host (vmlib.Guest.job):
+  {"guest": name, "runs": [{"rung", "env", "targets", "deselect"}], "record": bool}"""
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+KERNEL_TESTS = os.path.join(ROOT, "tests", "kernel")
+LIB = os.path.join(ROOT, "collection", "ansible_collections", "fleetaudit", "bindtrace", "plugins",
+                   "module_utils")
+sys.path[:0] = [HERE, LIB, KERNEL_TESTS]
+
+from guest_report import emit  # noqa: E402
+
+
+def paging_levels():
+    """4 or 5, from where the kernel put vmalloc space (5-level: below 0xffff8...)."""
+    if platform.machine() != "x86_64":
+        return None
+    try:
+        with open("/proc/vmallocinfo") as f:
+            for line in f:
+                start = int(line.split("-", 1)[0], 16)
+                if start:
+                    return 5 if start < 0xffff800000000000 else 4
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def tracer_facts(env):
+    """What the tracer picks here under env (backend, program, hook), in a child so
+    a forced rung's environment applies exactly as in the tests."""
+    code = ("import json\nfrom bindtrace.filters import make_config\n"
+            "from bindtrace.trace import Tracer\n"
+            "from bindtrace import BindtraceError\n"
+            "try:\n"
+            " t = Tracer(make_config(pid=1))\n"
+            "except BindtraceError as e:\n"
+            " print(json.dumps({'error': str(e)}))\n"
+            "else:\n"
+            " b = t.backend\n"
+            " out = {'backend': t.backend_name, 'reason': t.backend_reason,\n"
+            "        'program': (getattr(b, 'program', b'') or b'').decode(),\n"
+            "        'hook': getattr(t, 'hook', None) or getattr(b, 'hook', None),\n"
+            "        'missing': list(getattr(b, 'missing_fields', ()))}\n"
+            " t.close()\n"
+            " print(json.dumps(out))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=600)
+    try:
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return {"error": (proc.stderr or proc.stdout)[-2000:]}
+
+
+def record(env):
+    """The backend-comparison workload (tests/kernel/bind_workload.py) under one
+    tracer: the events it reported, for the host's arm64 == x86_64 comparison."""
+    code = (
+        "import json,subprocess,sys,time\n"
+        "from bindtrace.filters import make_config\nfrom bindtrace.trace import Tracer\n"
+        "wl = subprocess.Popen([sys.executable, %r, 'bt-vmrec', '41000'],\n"
+        "                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)\n"
+        "pid = json.loads(wl.stdout.readline())['pid']\n"
+        "evs = []\n"
+        "with Tracer(make_config(pid=pid, ignore_errors=False)) as t:\n"
+        "    wl.stdin.write('go\\n'); wl.stdin.flush()\n"
+        "    truths = json.loads(wl.stdout.readline())['truths']\n"
+        "    end = time.monotonic() + 30\n"
+        "    while len(evs) < len([x for x in truths if x['pid'] == pid]) and time.monotonic() < end:\n"
+        "        evs.extend(t.poll(100))\n"
+        "    t.stop(); evs.extend(t.poll(0))\n"
+        "wl.stdin.write('\\n'); wl.stdin.close(); wl.wait()\n"
+        "print(json.dumps({'events': evs, 'truths': truths}))\n"
+    ) % os.path.join(KERNEL_TESTS, "bind_workload.py")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, cwd=ROOT, timeout=600)
+    try:
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        return {"error": (proc.stderr or proc.stdout)[-2000:]}
+
+
+def main():
+    job = json.load(open(sys.argv[1]))
+    uname = os.uname()
+    emit({"kind": "facts", "rung": "", "guest": job["guest"], "release": uname.release,
+          "machine": uname.machine, "paging_levels": paging_levels(),
+          "btf": os.path.exists("/sys/kernel/btf/vmlinux")})
+    base = dict(os.environ, PYTHONPATH=os.pathsep.join([HERE, LIB]),
+                PYTHONDONTWRITEBYTECODE="1")
+    for run in job["runs"]:
+        env = dict(base, BTVM_RUNG=run["rung"], **run.get("env", {}))
+        t0 = time.monotonic()
+        facts = tracer_facts(env)
+        emit(dict(facts, kind="facts", rung=run["rung"], guest=job["guest"]))
+        cmd = [sys.executable, "-m", "pytest", "-p", "guest_report", "-p", "no:cacheprovider",
+               "-q", "-rN", "--rootdir", ROOT] + run["targets"]
+        for d in run.get("deselect", []):
+            cmd += ["--deselect", d]
+        log = "/tmp/pytest-%s.log" % run["rung"]
+        with open(log, "w") as f:
+            rc = subprocess.call(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT)
+        tail = open(log).read()[-1500:]
+        sys.stdout.write("--- pytest %s rc=%d %.0f s\n%s\n" % (run["rung"], rc,
+                                                             time.monotonic() - t0, tail))
+        sys.stdout.flush()
+        if rc not in (0, 1):  # collection or internal error: nothing per case to trust
+            emit({"kind": "run_error", "rung": run["rung"], "rc": rc, "text": tail})
+        if job.get("record"):
+            rec = record(env)
+            emit({"kind": "records", "rung": run["rung"], "events": rec.get("events"),
+                  "truths": rec.get("truths"), "error": rec.get("error")})
+    emit({"kind": "done", "rung": ""})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+"""The VM kernel matrix (issue 14): Debian's 6.1 and 6.12 x86_64 kernels and an
+arm64 kernel booted under QEMU/TCG, each running the kernel tests' exact-value
+cases (tests/kernel, unchanged) once per hook rung; every guest case is one
+pytest item here. `make test-vm` runs it; guests boot lazily, so
+`-k x86_64-6.12` boots only that one.
+
+Built images are cached (vmlib.CACHE); the consoles of the last run are kept in
+<cache>/logs/<guest>.console."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import vmlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = vmlib.ROOT
+
+K61 = vmlib.Kernel("x86_64", "linux-image-cloud-amd64", "linux-headers-cloud-amd64")
+K612 = vmlib.Kernel("x86_64", "linux-image-6.12-cloud-amd64")
+K61_ARM = vmlib.Kernel("aarch64", "linux-image-arm64")
+X86_IMAGE = [K61, K612]
+ARM_IMAGE = [K61_ARM]
+
+# The kernel tests every core rung runs, as they are (same workloads, same expectations).
+CORE_TARGETS = ["tests/kernel/test_tracer.py", "tests/kernel/test_cli.py"]
+BCC_TARGETS = ["tests/kernel/test_bcc_backend.py"]
+BCC_DESELECT = [
+    # needs an interpreter that cannot import bcc beside one that can; a guest has one
+    "tests/kernel/test_bcc_backend.py::test_forced_bcc_without_bcc_names_the_interpreter_that_has_it",
+]
+# Hook rungs of the core backend. Until the hook ladder lands, the tracer has one
+# rung (the syscall tracepoint) and no way to force it: "env" is how a rung is
+# forced, "expect" what the tracer must then report it uses.
+CORE_RUNGS = [
+    {"rung": "tracepoint", "env": {}, "expect": {"backend": "core"}},
+]
+BCC_RUN = {"rung": "bcc", "env": {}, "targets": BCC_TARGETS, "deselect": BCC_DESELECT,
+           "expect": {}}
+
+
+def core_runs():
+    return [dict(r, targets=CORE_TARGETS) for r in CORE_RUNGS]
+
+
+GUESTS = [
+    # name, arch, kernel, image kernels, QEMU cpu, runs, expected paging levels
+    ("x86_64-6.1", "x86_64", K61, X86_IMAGE, "max,-la57", core_runs() + [BCC_RUN], 4),
+    ("x86_64-6.12", "x86_64", K612, X86_IMAGE, "max,-la57", core_runs(), 4),
+    # 5-level paging: kernel addresses start at 0xff11... (bcc calibration must cope)
+    ("x86_64-6.1-la57", "x86_64", K61, X86_IMAGE, "max", [BCC_RUN], 5),
+    ("aarch64-6.1", "aarch64", K61_ARM, ARM_IMAGE, "max,pauth-impdef=on", core_runs(), None),
+]
+
+
+def selected():
+    want = os.environ.get("BINDTRACE_VM_GUESTS")
+    if not want:
+        return GUESTS
+    names = want.split(",")
+    return [g for g in GUESTS if g[0] in names]
+
+
+def has_object(arch):
+    """Is a BPF object for this machine embedded? (arm64 waits for one)."""
+    sys.path.insert(0, os.path.join(ROOT, "collection", "ansible_collections", "fleetaudit",
+                                    "bindtrace", "plugins", "module_utils"))
+    from bindtrace import bpf_object
+    for name in ("object_for", "object_bytes_for"):
+        fn = getattr(bpf_object, name, None)
+        if fn is not None:
+            try:
+                return bool(fn(arch))
+            except Exception:
+                return False
+    return arch == "x86_64"  # today's module embeds the x86_64 build only
+
+
+_collected = {}
+
+
+def cases(targets, deselect):
+    """Node ids of the kernel tests, collected here exactly as the guest will."""
+    key = (tuple(targets), tuple(deselect))
+    if key not in _collected:
+        cmd = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+               "--rootdir", ROOT] + targets
+        for d in deselect:
+            cmd += ["--deselect", d]
+        text = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        _collected[key] = [l.strip() for l in text.splitlines() if "::" in l]
+    return _collected[key]
+
+
+def pytest_generate_tests(metafunc):
+    if "guest_case" in metafunc.fixturenames:
+        params = []
+        for g in selected():
+            name, arch = g[0], g[1]
+            marks = []
+            if not has_object(arch):
+                # ONLY while no object for this architecture is embedded: the cases
+                # run and fail (clearly, in the guest); strict once the object lands
+                marks = [pytest.mark.xfail(reason="no bindtrace BPF object for %s embedded yet "
+                                                  "(issue 14)" % arch, strict=False)]
+            for run in g[5]:
+                for nodeid in cases(run["targets"], run.get("deselect", [])):
+                    short = nodeid[len("tests/kernel/"):]
+                    params.append(pytest.param((name, run["rung"], nodeid), marks=marks,
+                                               id="%s/%s/%s" % (name, run["rung"], short)))
+        metafunc.parametrize("guest_case", params)
+    if "guest_name" in metafunc.fixturenames:
+        metafunc.parametrize("guest_name", [g[0] for g in selected()])
+
+
+_results = {}
+
+
+def boot(name, workdir):
+    if name not in _results:
+        g = [g for g in GUESTS if g[0] == name][0]
+        _, arch, kernel, image_kernels, cpu, runs, _ = g
+        job = {"runs": [{k: r[k] for k in ("rung", "env", "targets") if k in r}
+                        for r in runs],
+               "record": True}
+        for j, r in zip(job["runs"], runs):
+            j["deselect"] = r.get("deselect", [])
+        guest = vmlib.Guest(name, arch, kernel, cpu, job, image_kernels)
+        try:
+            res, text, secs = guest.boot(str(workdir), timeout=int(
+                os.environ.get("BINDTRACE_VM_TIMEOUT", "2400")))
+        except Exception as exc:  # build or boot failed: every case of this guest says why
+            res, text, secs = {"error": "%s: %s" % (type(exc).__name__, exc)}, "", 0
+        logs = os.path.join(vmlib.CACHE, "logs")
+        os.makedirs(logs, exist_ok=True)
+        log = os.path.join(logs, name + ".console")
+        with open(log, "w") as f:
+            f.write(text)
+        res["log"], res["secs"], res["tail"] = log, secs, text[-3000:]
+        _results[name] = res
+    return _results[name]
+
+
+@pytest.fixture
+def guest_results(tmp_path_factory):
+    work = tmp_path_factory.getbasetemp() / "vm"
+    work.mkdir(exist_ok=True)
+    return lambda name: boot(name, work)
+
+
+def _problem(res):
+    if res.get("error"):
+        return res["error"]
+    if not res["done"]:
+        return "the guest did not finish (console: %s)\n%s" % (res["log"], res["tail"])
+    return None
+
+
+def test_guest_boots_the_expected_kernel(guest_name, guest_results):
+    """The guest ran the kernel, architecture and paging mode it was booted for,
+    and each rung's tracer reports the backend (and hook) that rung forces."""
+    res = guest_results(guest_name)
+    g = [g for g in GUESTS if g[0] == guest_name][0]
+    _, arch, kernel, _, _, runs, levels = g
+    assert _problem(res) is None, _problem(res)
+    assert res["corrupt"] == 0, "console lines cut: see %s" % res["log"]
+    facts = {f["rung"]: f for f in res["facts"]}
+    assert (facts[""]["release"], facts[""]["machine"]) == (kernel.release, arch)
+    assert facts[""]["paging_levels"] == levels
+    for run in runs:
+        got = facts[run["rung"]]
+        if run["rung"] == "bcc":
+            continue  # the bcc cases force their backend themselves
+        if not has_object(arch):
+            pytest.xfail("no BPF object for %s yet: %s" % (arch, got.get("error")))
+        assert "error" not in got, got["error"]
+        for key, want in run["expect"].items():
+            assert got[key] == want, (run["rung"], got)
+
+
+def test_case(guest_case, guest_results):
+    name, rung, nodeid = guest_case
+    res = guest_results(name)
+    assert res.get("error") is None, res.get("error")
+    got = res["cases"].get((rung, nodeid))
+    if got is None:
+        pytest.fail("no result from the guest for %s [%s]: %s" % (
+            nodeid, rung, _problem(res) or "console: %s" % res["log"]))
+    if got["outcome"] == "skipped":
+        pytest.skip("in the guest: %s" % got["text"])
+    assert got["outcome"] == "passed", "in %s (%s rung): %s\n%s" % (
+        name, rung, got["outcome"], got["text"])
+
+
+# fields that legitimately differ between two boots of the same workload
+VOLATILE = ("timestamp", "pid", "tid", "ppid", "netns", "mntns", "cgroup_id", "port")
+
+
+def test_arm64_reports_the_same_fields_as_x86_64(guest_results):
+    """The same binds (tests/kernel/bind_workload.py) on arm64 and on x86_64 6.1:
+    the same fields with the same values, except what differs per boot."""
+    names = [g[0] for g in selected()]
+    if "aarch64-6.1" not in names or "x86_64-6.1" not in names:
+        pytest.skip("needs both the x86_64-6.1 and aarch64-6.1 guests (BINDTRACE_VM_GUESTS)")
+    if not has_object("aarch64"):
+        pytest.xfail("no bindtrace BPF object for aarch64 embedded yet (issue 14)")
+    arm, x86 = guest_results("aarch64-6.1"), guest_results("x86_64-6.1")
+    for rung in [r["rung"] for r in CORE_RUNGS]:
+        a, x = arm["records"].get(rung), x86["records"].get(rung)
+        assert a and x and a["events"] and x["events"], (rung, a, x)
+
+        def norm(rec):
+            out = []
+            for e in rec["events"]:
+                out.append({k: v for k, v in e.items() if k not in VOLATILE})
+            return out
+        assert len(a["events"]) == len(x["events"]) == 10
+        assert norm(a) == norm(x)
