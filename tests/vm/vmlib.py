@@ -199,6 +199,8 @@ class Kernel(object):
                     if os.path.lexists(link):
                         os.unlink(link)
                     os.symlink(target, link)
+            # the package's postinst would run depmod: the initramfs and modprobe need modules.dep
+            run(["depmod", "-b", path, rel])
             open(os.path.join(path, ".done"), "w").close()
         return path
 
@@ -252,7 +254,7 @@ def image(arch, kernels):
     shutil.rmtree(stage, ignore_errors=True)
     os.makedirs(stage)
     try:
-        run(["cp", "-a", rdir + "/.", stage + "/"])
+        run(["cp", "-al", rdir + "/.", stage + "/"])  # hard links: mkfs only reads them
         for k in kernels:
             tree = k.tree()
             for sub in ("lib/modules", "usr/src"):

@@ -25,8 +25,37 @@ SOCK_DUMP = 4096         # bytes of struct sock (+ inet_sock) searched
 TASK_DUMP = 16384        # bytes of task_struct searched
 
 
+# Where the kernel half of the address space may start, per architecture (the
+# MMU's canonical layouts): x86_64 with 4-level (48-bit) or 5-level (LA57, 57-bit)
+# paging; arm64 with 39, 42, 47, 48 or 52-bit kernel VAs. A 5-level kernel puts
+# its direct map at 0xff11..., far below 0xffff000000000000.
+KERNEL_HALF_STARTS = {
+    "x86_64": (0xffff800000000000, 0xff00000000000000),
+    "aarch64": (0xffffff8000000000, 0xfffffc0000000000, 0xffff800000000000,
+                0xffff000000000000, 0xfff0000000000000),
+}
+# the running kernel's, set from its own current-task pointer (Oracle.current_task)
+# before any search; until then, the 4-level x86_64 / 48-bit arm64 value
+kernel_start = 0xffff000000000000
+
+
+def kernel_half(known, machine=None):
+    """Lowest kernel address of the running kernel's layout, given one pointer
+    the kernel itself handed us (the current task): the narrowest architectural
+    kernel half holding it. Unknown architecture: every bit down to the pointer's
+    highest zero bit is taken as the sign extension."""
+    starts = KERNEL_HALF_STARTS.get(machine or os.uname().machine, ())
+    fit = [s for s in starts if known >= s]
+    if fit:
+        return max(fit)
+    if not known >> 63:
+        raise CalibrationError("0x%x is not a kernel address" % known)
+    lead = 64 - (~known & ((1 << 64) - 1)).bit_length()
+    return ((1 << lead) - 1) << (64 - lead)
+
+
 def is_kptr(v):
-    return v >= 0xffff000000000000 and v & 7 == 0 and v < 0xfffffffffffff000
+    return v >= kernel_start and v & 7 == 0 and v < 0xfffffffffffff000
 
 
 def u64s(buf, limit=None):
@@ -73,7 +102,11 @@ class Oracle(object):
         return self.read_many([(addr, n)])[0]
 
     def current_task(self):
+        """The current task_struct's address; it also fixes where kernel addresses
+        start on this kernel (is_kptr), whatever its paging mode."""
+        global kernel_start
         self.read_many([(0xffffffffffff0000 - 4096, 8)])  # any read reports the task
+        kernel_start = kernel_half(self.task)
         return self.task
 
     def close(self):
