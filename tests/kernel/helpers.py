@@ -8,6 +8,9 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 LIBDIR = os.path.join(ROOT, "collection/ansible_collections/fleetaudit/bindtrace/plugins/module_utils")
+# Waiting limits scale with this (the VM matrix sets 5: QEMU/TCG runs ~10x slower);
+# only how long a test waits changes, never what it expects.
+TIME_FACTOR = float(os.environ.get("BINDTRACE_TEST_TIME_FACTOR", "1"))
 
 
 def trace_around(cfg, action, settle=0.3, until=None, patience=15.0):
@@ -22,7 +25,7 @@ def trace_around(cfg, action, settle=0.3, until=None, patience=15.0):
         deadline = time.monotonic() + settle
         while time.monotonic() < deadline:
             events.extend(tracer.poll(50))
-        deadline = time.monotonic() + patience
+        deadline = time.monotonic() + patience * TIME_FACTOR
         while until is not None and not until(result, events) and time.monotonic() < deadline:
             events.extend(tracer.poll(50))
         tracer.stop()

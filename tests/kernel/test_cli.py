@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from helpers import CLI, bpf_ids_of, cli_env, live_bpf_ids, nc_binary
+from helpers import CLI, TIME_FACTOR, bpf_ids_of, cli_env, live_bpf_ids, nc_binary
 
 HEADER = "PID     COMM             PROTO  ADDR             PORT   OPTS   IF"
 
@@ -21,7 +21,7 @@ def start_cli(*args):
 
 def wait_loaded(proc, timeout=20):
     """Until the CLI holds its BPF programs (attached and tracing)."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + timeout * TIME_FACTOR
     while time.monotonic() < deadline:
         ids = bpf_ids_of(proc.pid)
         if sum(1 for k, _ in ids if k == "link_id") >= 1:
@@ -44,7 +44,7 @@ def bind_child(port, comm="btcli", family=socket.AF_INET, addr="127.0.0.1", reus
 
 def finish(proc, sig=signal.SIGINT):
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=20)
+    out, err = proc.communicate(timeout=20 * TIME_FACTOR)
     return proc.returncode, out, err
 
 
@@ -121,10 +121,10 @@ def test_comm_filter_cli():
 
 
 def test_timeout_and_summary():
-    proc = start_cli("--summary", "--timeout", "3", "-P=47107")
+    proc = start_cli("--summary", "--timeout", "%g" % (3 * TIME_FACTOR), "-P=47107")
     wait_loaded(proc)
     pids = [bind_child(47107, reuse=True, comm="btsum") for _ in range(3)]
-    out, err = proc.communicate(timeout=30)
+    out, err = proc.communicate(timeout=30 * TIME_FACTOR)
     assert proc.returncode == 0
     rows = [l.split() for l in out.splitlines()]
     assert rows[0] == ["PID", "COMM", "PROTO", "ADDR", "PORT", "OPTS", "COUNT", "IF"]
@@ -141,11 +141,11 @@ def test_nothing_stays_loaded(how):
     assert {k for k, _ in ours} == {"prog_id", "map_id", "link_id"}
     assert ours <= live_bpf_ids()
     if how == "normal":
-        proc.communicate(timeout=20)
+        proc.communicate(timeout=20 * TIME_FACTOR)
     else:
         finish(proc, {"sigint": signal.SIGINT, "sigterm": signal.SIGTERM,
                       "sigkill": signal.SIGKILL}[how])
-    deadline = time.monotonic() + 10  # the kernel frees objects after an RCU grace period
+    deadline = time.monotonic() + 10 * TIME_FACTOR  # the kernel frees objects after an RCU grace period
     while ours & live_bpf_ids() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not ours & live_bpf_ids()
@@ -154,7 +154,7 @@ def test_nothing_stays_loaded(how):
     # a new run works at once
     again = start_cli("--timeout", "1")
     wait_loaded(again)
-    again.communicate(timeout=20)
+    again.communicate(timeout=20 * TIME_FACTOR)
     assert again.returncode == 0
 
 
