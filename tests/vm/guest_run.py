@@ -35,14 +35,14 @@ def paging_levels():
     return None
 
 
-def tracer_facts(env):
+def tracer_facts(env, config):
     """What the tracer picks here under env (backend, program, hook), in a child so
     a forced rung's environment applies exactly as in the tests."""
     code = ("import json\nfrom bindtrace.filters import make_config\n"
             "from bindtrace.trace import Tracer\n"
             "from bindtrace import BindtraceError\n"
             "try:\n"
-            " t = Tracer(make_config(pid=1))\n"
+            " t = Tracer(make_config(pid=1, **%r))\n"
             "except BindtraceError as e:\n"
             " print(json.dumps({'error': str(e)}))\n"
             "else:\n"
@@ -52,7 +52,7 @@ def tracer_facts(env):
             "        'hook': getattr(t, 'hook', None) or getattr(b, 'hook', None),\n"
             "        'missing': list(getattr(b, 'missing_fields', ()))}\n"
             " t.close()\n"
-            " print(json.dumps(out))\n")
+            " print(json.dumps(out))\n") % (config,)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=env, cwd=ROOT, timeout=600)
     try:
@@ -61,7 +61,7 @@ def tracer_facts(env):
         return {"error": (proc.stderr or proc.stdout)[-2000:]}
 
 
-def record(env):
+def record(env, config):
     """The backend-comparison workload (tests/kernel/bind_workload.py) under one
     tracer: the events it reported, for the host's arm64 == x86_64 comparison."""
     code = (
@@ -71,7 +71,7 @@ def record(env):
         "                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)\n"
         "pid = json.loads(wl.stdout.readline())['pid']\n"
         "evs = []\n"
-        "with Tracer(make_config(pid=pid, ignore_errors=False)) as t:\n"
+        "with Tracer(make_config(pid=pid, ignore_errors=False, **%r)) as t:\n"
         "    wl.stdin.write('go\\n'); wl.stdin.flush()\n"
         "    truths = json.loads(wl.stdout.readline())['truths']\n"
         "    end = time.monotonic() + 30\n"
@@ -80,7 +80,7 @@ def record(env):
         "    t.stop(); evs.extend(t.poll(0))\n"
         "wl.stdin.write('\\n'); wl.stdin.close(); wl.wait()\n"
         "print(json.dumps({'events': evs, 'truths': truths}))\n"
-    ) % os.path.join(KERNEL_TESTS, "bind_workload.py")
+    ) % (os.path.join(KERNEL_TESTS, "bind_workload.py"), config)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=env, cwd=ROOT, timeout=600)
     try:
@@ -103,7 +103,7 @@ def main():
     for run in job["runs"]:
         env = dict(base, BTVM_RUNG=run["rung"], **run.get("env", {}))
         t0 = time.monotonic()
-        facts = tracer_facts(env)
+        facts = tracer_facts(env, run.get("config", {}))
         emit(dict(facts, kind="facts", rung=run["rung"], guest=job["guest"]))
         cmd = [sys.executable, "-m", "pytest", "-p", "guest_report", "-p", "no:cacheprovider",
                "-q", "-rN", "--rootdir", ROOT] + run["targets"]
@@ -118,8 +118,8 @@ def main():
         sys.stdout.flush()
         if rc not in (0, 1):  # collection or internal error: nothing per case to trust
             emit({"kind": "run_error", "rung": run["rung"], "rc": rc, "text": tail})
-        if job.get("record"):
-            rec = record(env)
+        if job.get("record") and not run.get("config"):  # core rungs: compared across arches
+            rec = record(env, run.get("config", {}))
             emit({"kind": "records", "rung": run["rung"], "events": rec.get("events"),
                   "truths": rec.get("truths"), "error": rec.get("error")})
     emit({"kind": "done", "rung": ""})
