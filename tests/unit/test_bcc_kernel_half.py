@@ -2,7 +2,7 @@
 (the 5-level LA57 direct map starts at 0xff11..., below 0xffff000000000000)."""
 import pytest
 
-from bindtrace import bcc_calibrate as bc
+from bindtrace.bcc import calibrate as bc
 
 
 @pytest.mark.parametrize("machine,task,start", [
