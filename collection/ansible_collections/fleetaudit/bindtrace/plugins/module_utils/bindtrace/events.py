@@ -4,7 +4,9 @@ import time
 
 from . import BindtraceError
 
-# the formats and readers of the record (record.py, checked against bpf/bind.h)
+# the formats and readers of the record (record.py, checked against bpf/bind.h);
+# some are imported here for the modules and tests that use them as events.*
+# pylint: disable-next=unused-import
 from .record import (EVENT_FIELDS, EVENT_FMT, EVENT_KEYS, EVENT_MEMBERS, KEY_FMT,  # noqa: F401
                      KEY_MEMBERS, OPTION_NAMES, OPTS_ORDER, STATS_FMT, STATS_MEMBERS,
                      SUMMARY_FIELDS, clean_comm, errno_name, format_addr, make_decoder,

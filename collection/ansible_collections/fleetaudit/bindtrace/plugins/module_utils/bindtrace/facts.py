@@ -56,15 +56,18 @@ def options_with_defaults(options):
     return merged
 
 
+def _unset(value):
+    return value is None or value == ""
+
+
 def caps(mode, max_events, max_records):
     """-> (max_events as given or its default, max_records: a number or None for
     no cap). In events mode a max_events above the records' default, with
     max_records unset, is the records' cap too: the events asked for come back."""
-    unset = lambda v: v is None or v == ""   # noqa: E731
-    events = LIMIT_DEFAULTS["max_events"] if unset(max_events) else max_events
-    records = parse_limit(LIMIT_DEFAULTS["max_records"] if unset(max_records) else max_records,
+    events = LIMIT_DEFAULTS["max_events"] if _unset(max_events) else max_events
+    records = parse_limit(LIMIT_DEFAULTS["max_records"] if _unset(max_records) else max_records,
                           "max_records", "records")
-    if unset(max_records) and not unset(max_events) and str(mode).strip().lower() == "events":
+    if _unset(max_records) and not _unset(max_events) and str(mode).strip().lower() == "events":
         asked = parse_limit(max_events, "max_events", "events")
         if asked is None or asked > records:
             records = asked
