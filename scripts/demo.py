@@ -46,7 +46,8 @@ def main():
         json.dump(extra, f)
     env = dict(os.environ, BIND_REPORT_DIR=outdir, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
     env["PATH"] = VENV_BIN + os.pathsep + env.get("PATH", "")
-    workload = subprocess.Popen(["/usr/bin/python3", "-c", WORKLOAD, str(WINDOW + 4)])
+    # binds until the play ends (the window opens after the launch lead)
+    workload = subprocess.Popen(["/usr/bin/python3", "-c", WORKLOAD, "600"])
     try:
         play = subprocess.run(
             [os.path.join(VENV_BIN, "ansible-playbook"), "playbooks/trace_bind.yml",

@@ -1,15 +1,20 @@
 """Fleet wall time: playbooks/trace_bind.yml with a WINDOW-second trace over
 N network-namespace sshd hosts (tests/fleet/harness.py), beside `ansible -m
-ping` of the same hosts, for the default ssh connection and paramiko_ssh.
-Each host runs a small bind workload during the run. No assertions: it prints
-a table (and JSON with --json).
+ping` of the same hosts with the same forks, for the default ssh connection
+(and paramiko_ssh on request). Each host runs a small bind workload during the
+run. No assertions: it prints a table (and JSON with --json).
 
-    .venv/bin/python tests/bench/bench_fleet.py [--sizes 5,20,50] [--window 5]
-        [--connections ssh,paramiko_ssh] [--bashrc] [--json]
+    .venv/bin/python tests/bench/bench_fleet.py [--sizes 5,20,50,100] [--window 5]
+        [--forks default,n] [--connections ssh,paramiko_ssh] [--bashrc] [--json]
 
-Columns: ping = `ansible all -m ping` (ssh: warm, ControlPersist masters
-open; the first, cold ping is listed too); play = the playbook, whose report
-must show every host traced; budget = window + ping + 5 s (issue 8's target).
+Rows: FORKS "5 (default)" runs ansible-playbook and ping without -f (Ansible's
+default, 5), "N" with -f N (one fork per host). Columns: ping = `ansible all
+-m ping` (ssh: warm, ControlPersist masters open; the first, cold ping is
+listed too); play = the playbook, whose report must show every host traced;
+spread = the start spread of the hosts' windows, from their facts (the
+report's summary.window); late = hosts that started more than 0.1 s after
+the first (launched after the play's start time: they end with the fleet,
+shorter); budget = window + ping + 5 s (issues 8 and 20).
 --bashrc adds ping with root's real HOME, i.e. with /root/.bashrc (pyenv init)
 sourced on every remote command, which the harness's sshd `SetEnv HOME` avoids.
 """
@@ -27,6 +32,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 sys.path.insert(0, os.path.join(ROOT, "tests", "fleet"))
 
 from harness import Fleet  # noqa: E402
+from window_stats import windows_of  # noqa: E402
 
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 STATE = "/tmp/bindtrace-fleet-bench"
@@ -50,41 +56,53 @@ def timed(cmd, **extra):
     return time.monotonic() - t0, p
 
 
-def ping(fleet, n, connection):
+DEFAULT_FORKS = 5   # ansible-core's default: "default" rows pass no -f
+LATE = 0.1          # seconds after the first start that count as a late start
+
+
+def forks_args(forks):
+    return [] if forks is None else ["-f", str(forks)]
+
+
+def ping(fleet, n, connection, forks):
     secs, p = timed([os.path.join(VENV_BIN, "ansible"), "all", "-i", fleet.inventory_path,
-                     "-m", "ping", "-f", str(n), "-c", connection])
+                     "-m", "ping", "-c", connection] + forks_args(forks))
     ok = p.stdout.count("SUCCESS")
     if p.returncode != 0 or ok != n:
         raise SystemExit("ping over %s failed (%d/%d ok):\n%s" % (connection, ok, n, p.stdout[-3000:]))
     return secs
 
 
-def play(fleet, n, connection, window):
+def play(fleet, n, connection, window, forks):
+    """-> (seconds, start spread, hosts started late) of one playbook run."""
     with tempfile.TemporaryDirectory(prefix="btbench-report-") as d:
         secs, p = timed([os.path.join(VENV_BIN, "ansible-playbook"), "-i", fleet.inventory_path,
-                         "-f", str(n), "-c", connection, PLAYBOOK,
-                         "-e", json.dumps({"bindtrace_duration": window, "bindtrace_netns": "host"})],
+                         "-c", connection, PLAYBOOK] + forks_args(forks) +
+                        ["-e", json.dumps({"bindtrace_duration": window, "bindtrace_netns": "host"})],
                         BIND_REPORT_DIR=d, BIND_REPORT_TERMINAL="false")
         try:
             with open(os.path.join(d, "report.json")) as f:
-                traced = json.load(f)["summary"]["traced"]
+                report = json.load(f)
+            traced = report["summary"]["traced"]
         except (OSError, ValueError, KeyError):
-            traced = 0
+            traced, report = 0, None
     if p.returncode != 0 or traced != n:
         raise SystemExit("playbook over %s failed (%d/%d traced):\n%s"
                          % (connection, traced, n, p.stdout[-3000:]))
-    return secs
+    starts = sorted(s for s, _ in windows_of(report).values())
+    late = sum(1 for s in starts if s - starts[0] > LATE * 1e9)
+    return secs, (starts[-1] - starts[0]) / 1e9, late
 
 
-def bench_size(n, window, connections, bashrc):
+def bench_size(n, window, connections, bashrc, forks_modes=("default", "n")):
     """Rows for an n-host fleet. One bench fleet (names, /24, state dir) per
     machine: concurrent callers (this script, run_all.py) take turns."""
     with open(STATE + ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        return _bench_size(n, window, connections, bashrc)
+        return _bench_size(n, window, connections, bashrc, forks_modes)
 
 
-def _bench_size(n, window, connections, bashrc):
+def _bench_size(n, window, connections, bashrc, forks_modes):
     rows = []
     fleet = Fleet(STATE)
     fleet.down()
@@ -95,12 +113,17 @@ def _bench_size(n, window, connections, bashrc):
         for h in fleet.hosts:
             fleet.bind(h["name"], [("0.0.0.0", 20000 + h["index"])])
         for conn in connections:
-            cold = ping(fleet, n, conn)
-            warm = ping(fleet, n, conn)
-            secs = play(fleet, n, conn, window)
-            rows.append({"hosts": n, "connection": conn, "up": up, "ping_cold": cold,
-                         "ping": warm, "play": secs, "window": window,
-                         "budget": window + warm + 5.0})
+            cold = ping(fleet, n, conn, n)
+            for mode in forks_modes:
+                forks = None if mode == "default" else n
+                if forks == DEFAULT_FORKS and "default" in forks_modes:
+                    continue   # the same run as the default row
+                warm = ping(fleet, n, conn, forks)
+                secs, spread, late = play(fleet, n, conn, window, forks)
+                rows.append({"hosts": n, "connection": conn, "up": up, "ping_cold": cold,
+                             "forks": "%d (default)" % DEFAULT_FORKS if forks is None else str(forks),
+                             "ping": warm, "play": secs, "spread": spread, "late": late,
+                             "window": window, "budget": window + warm + 5.0})
     finally:
         t0 = time.monotonic()
         fleet.down()
@@ -112,22 +135,24 @@ def _bench_size(n, window, connections, bashrc):
         fleet.up(n, prefix=PREFIX, subnet=SUBNET, own_home=False)
         try:
             for conn in connections:
-                ping(fleet, n, conn)
+                ping(fleet, n, conn, n)
                 for r in rows:
                     if r["connection"] == conn:
-                        r["ping_with_bashrc"] = ping(fleet, n, conn)
+                        r["ping_with_bashrc"] = ping(fleet, n, conn, n)
         finally:
             fleet.down()
     return rows
 
 
 def table(rows):
-    cols = [("HOSTS", "hosts", "%d"), ("CONN", "connection", "%s"), ("UP", "up", "%.2f"),
-            ("DOWN", "down", "%.2f"), ("PING-COLD", "ping_cold", "%.2f"), ("PING", "ping", "%.2f")]
+    cols = [("HOSTS", "hosts", "%d"), ("CONN", "connection", "%s"), ("FORKS", "forks", "%s"),
+            ("UP", "up", "%.2f"), ("DOWN", "down", "%.2f"), ("PING-COLD", "ping_cold", "%.2f"),
+            ("PING", "ping", "%.2f")]
     if any("ping_with_bashrc" in r for r in rows):
         cols.append(("PING+BASHRC", "ping_with_bashrc", "%.2f"))
     cols += [("PLAY(%ss)" % rows[0]["window"], "play", "%.2f"), ("PLAY-PING", None, "%.2f"),
-             ("BUDGET", "budget", "%.2f"), ("IN-BUDGET", None, "%s")]
+             ("BUDGET", "budget", "%.2f"), ("IN-BUDGET", None, "%s"), ("SPREAD", "spread", "%.3f"),
+             ("LATE", "late", "%d")]
     lines = []
     cells = []
     for r in rows:
@@ -151,14 +176,16 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", default="5,20,50")
     p.add_argument("--window", type=float, default=5)
-    p.add_argument("--connections", default="ssh,paramiko_ssh")
+    p.add_argument("--connections", default="ssh")
+    p.add_argument("--forks", default="default,n",
+                   help="default (no -f: 5) and/or n (-f number of hosts)")
     p.add_argument("--bashrc", action="store_true", help="also ping with root's .bashrc sourced")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     window = int(a.window) if a.window == int(a.window) else a.window
     rows = []
     for n in [int(x) for x in a.sizes.split(",")]:
-        rows += bench_size(n, window, a.connections.split(","), a.bashrc)
+        rows += bench_size(n, window, a.connections.split(","), a.bashrc, a.forks.split(","))
     if a.json:
         print(json.dumps(rows, indent=1))
     else:

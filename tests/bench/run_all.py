@@ -4,14 +4,15 @@ are noise; the ratios measured side by side in the same run are the result.
 Details of each section go to stderr as it runs; the table goes to stdout.
 
     .venv/bin/python tests/bench/run_all.py [--only backends,cost,storm,fleet,report]
-        [--rounds 5] [--fleet-sizes 5,20,50] [--report-hosts 1000] [--quick] [--json FILE]
+        [--rounds 5] [--fleet-sizes 5,20,50,100] [--report-hosts 1000] [--quick] [--json FILE]
 
 Sections:
   backends  start-up and peak RSS: core vs bcc vs bindsnoop-bpfcc (bench_backends.py)
   cost      added CPU per bind(): bindtrace summary / events vs bpftrace (bench_cost.py)
   storm     bind storms: exact counts, loss accounting, highest lossless rate (bench_storm.py)
   table     summary table: kernel memory vs entries and keys; a busy host's keys (bench_table.py)
-  fleet     playbook wall time vs ansible ping on 5/20/50 hosts (bench_fleet.py)
+  fleet     playbook wall time, ping and start spread on 5/20/50/100 hosts, default forks
+            and forks = hosts (bench_fleet.py)
   report    aggregation + all formats for 1000 hosts x 200 binds (bench_report.py)
   scale     10,000 hosts x 200 records from 10 slices merged by bind-report, all formats (bench_report_scale.py)
 """
@@ -229,10 +230,11 @@ def section_fleet(args):
             continue
         for r in got:
             raw.append(r)
-            log("fleet %(hosts)d hosts: play %(play).2fs, ping %(ping).2fs, budget %(budget).2fs"
-                % r)
-            rows.append(("fleet %d hosts, %d s window (ssh)" % (n, WINDOW),
-                         "play %.1fs, ping %.1fs" % (r["play"], r["ping"]),
+            log("fleet %(hosts)d hosts, forks %(forks)s: play %(play).2fs, ping %(ping).2fs, "
+                "budget %(budget).2fs, start spread %(spread).3fs, late %(late)d" % r)
+            rows.append(("fleet %d hosts, forks %s, %d s window (ssh)" % (n, r["forks"], WINDOW),
+                         "play %.1fs, ping %.1fs, start spread %.3fs" % (r["play"], r["ping"],
+                                                                           r["spread"]),
                          "play - ping = %.1fs" % (r["play"] - r["ping"]),
                          "<= %.1fs (window + ping + 5)" % r["budget"], r["play"] <= r["budget"]))
     return rows, raw
@@ -270,7 +272,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--only", default=",".join(SECTIONS))
     p.add_argument("--rounds", type=int, default=7)
-    p.add_argument("--fleet-sizes", default="5,20,50")
+    p.add_argument("--fleet-sizes", default="5,20,50,100")
     p.add_argument("--report-hosts", type=int, default=1000)
     p.add_argument("--scale-hosts", type=int, default=10000)
     p.add_argument("--quick", action="store_true", help="smaller runs, for a try-out")

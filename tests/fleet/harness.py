@@ -202,6 +202,10 @@ class Fleet(object):
             # one master socket per address, so one host's can be closed alone
             "ansible_control_path": os.path.join(self.control_dir, "%%h-%%r"),
             "ansible_ssh_timeout": 10,
+            # async jobs (the playbook's launch + async_status): one absolute
+            # directory, as `~` differs between the sshd's SetEnv HOME above
+            # and become's HOME; removed with the state directory
+            "ansible_async_dir": os.path.join(self.state, "async"),
             "fleet_state": self.state,
         }
         groups = {}

@@ -61,11 +61,12 @@ def write_fleet(workdir, fleet):
     return inventory, canned
 
 
-def run_standin(workdir, fleet, playbook=STANDIN_PLAYBOOK, **envvars):
+def run_standin(workdir, fleet, playbook=STANDIN_PLAYBOOK, extra_args=(), **envvars):
     inventory, canned = write_fleet(workdir, fleet)
     return subprocess.run(
         [os.path.join(VENV_BIN, "ansible-playbook"), "-i", inventory, "-e", "canned_dir=" + canned,
-         playbook], cwd=workdir, env=env(**envvars), capture_output=True, text=True, timeout=300)
+         playbook] + list(extra_args), cwd=workdir, env=env(**envvars), capture_output=True,
+        text=True, timeout=300)
 
 
 def read(path):

@@ -59,7 +59,7 @@ def test_documentation_matches_argument_spec():
     # raw where the library must see the value as typed, so "abc" / 70000 / 0
     # get its message rather than Ansible's type-conversion one
     assert [n for n, s in module.ARGUMENT_SPEC.items() if s["type"] == "raw"] == [
-        "duration", "max_events", "max_records", "pid", "ports", "uid", "allow"]
+        "duration", "max_events", "max_records", "pid", "ports", "uid", "allow", "start_at"]
     assert doc["attributes"]["check_mode"]["support"] == "full"
     examples = yaml.safe_load(module.EXAMPLES)
     assert all("fleetaudit.bindtrace.trace_bind" in task for task in examples)

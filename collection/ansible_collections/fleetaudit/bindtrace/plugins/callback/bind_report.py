@@ -10,6 +10,11 @@ description:
     C(bind_trace), or the failure / unreachable reason), and at the end of the playbook prints a
     table sorted by host then port with a summary, and writes report.json, report.md,
     report.html and junit.xml.
+  - A trace_bind task launched with C(async) and C(poll=0) returns a job id; the host's result
+    is then read from the C(async_status) task that collects that job (as the collection's
+    playbook does). A job launched but never collected is reported as failed, saying so.
+  - The summary states the fleet window (earliest start, latest end, start spread) and names
+    any host whose window did not overlap the fleet's.
   - Does nothing in a playbook that runs no trace_bind task.
   - Files are written atomically with mode 0640.
 requirements:
@@ -136,6 +141,7 @@ class CallbackModule(CallbackBase):
         self._results = {}      # host -> the trace_bind task's result
         self._fallback = {}     # host -> a failure / unreachable before trace_bind ran
         self._groups = {}       # host -> its inventory groups (for fleet outliers)
+        self._jobs = {}         # host -> async job id of its launched trace_bind
 
     # -- collect ---------------------------------------------------------
     def v2_playbook_on_task_start(self, task, is_conditional):
@@ -150,9 +156,30 @@ class CallbackModule(CallbackBase):
         task, host = _attr(result, "task"), _attr(result, "host")
         name = host.get_name()
         self._groups[name] = [g.get_name() for g in host.get_groups()]
-        entry = classify_result(dict(_attr(result, "result") or {}), outcome)
-        if _is_trace_task(task):
+        raw = dict(_attr(result, "result") or {})
+        jid = raw.get("ansible_job_id")
+        if _is_trace_task(task) and jid and not raw.get("finished") and outcome == "ok":
+            # launched with async + poll 0: the result comes with async_status
             self._traced = True
+            self._jobs[name] = jid
+            self._results[name] = {
+                "status": "failed", "facts": None, "pending": True,
+                "msg": "the trace was launched as async job %s but its result was never collected "
+                       "(the play ended before its async_status task); the job stops by itself at "
+                       "the end of its window" % jid}
+            return
+        entry = classify_result(raw, outcome)
+        if jid and self._jobs.get(name) == jid:   # the collecting task (async_status)
+            if not raw.get("finished") and entry["status"] != "unreachable":
+                entry = {"status": "failed", "facts": None,
+                         "msg": "async job %s did not finish in time: %s" % (jid, entry["msg"])}
+            self._results[name] = entry
+        elif _is_trace_task(task):
+            self._traced = True
+            self._results[name] = entry
+        elif entry["status"] != "ok" and self._results.get(name, {}).get("pending"):
+            # lost before its job was collected (e.g. unreachable at async_status)
+            entry["msg"] = "task %r: %s" % (task.get_name(), entry["msg"])
             self._results[name] = entry
         elif entry["status"] != "ok" and name not in self._results:
             # the host never got to trace_bind: keep why, naming the task
@@ -161,8 +188,14 @@ class CallbackModule(CallbackBase):
             self._fallback[name] = entry
 
     def v2_runner_on_ok(self, result):
-        if _is_trace_task(_attr(result, "task")):
+        if _is_trace_task(_attr(result, "task")) or self._collects(result):
             self._record(result, "ok")
+
+    def _collects(self, result):
+        """An async_status result of a launched trace_bind job."""
+        raw = _attr(result, "result") or {}
+        return bool(self._jobs) and self._jobs.get(_attr(result, "host").get_name()) == raw.get(
+            "ansible_job_id")
 
     def v2_runner_on_failed(self, result, ignore_errors=False):
         self._record(result, "failed")

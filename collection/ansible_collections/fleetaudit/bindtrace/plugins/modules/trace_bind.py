@@ -34,6 +34,21 @@ options:
         O(duration) (see the examples).
     type: raw
     default: 10
+  start_at:
+    description:
+      - The fleet's common start time, as epoch seconds (UTC, fractions allowed). The module
+        loads the tracer at once, waits until this time on the host's clock, then traces until
+        O(start_at) + O(duration). Launched with C(async) and C(poll=0), every host of a fleet
+        then traces the same seconds, however many forks the launch took.
+      - A host launched after O(start_at) starts at once and still ends with the fleet, so its
+        window is shorter (C(window.start) says when it began; the fleet report shows the start
+        spread) and overlaps every other host's. Launched after O(start_at) + O(duration), it
+        traces O(duration) seconds from then, and the fleet report flags it.
+      - More than 3600 seconds ahead is an error.
+      - Unset, the window starts as soon as the tracer is loaded.
+      - The bcc backend attaches while it compiles, so on a bcc host the window starts after the
+        compile that follows O(start_at), some seconds late; its facts say when.
+    type: raw
   mode:
     description:
       - V(summary) counts binds in the kernel, one record per distinct bind (process, protocol,
@@ -245,6 +260,15 @@ EXAMPLES = r"""
   async: 3700
   poll: 30
 
+- name: Every host traces the same 30 seconds, launched at once (see playbooks/trace_bind.yml)
+  fleetaudit.bindtrace.trace_bind:
+    duration: 30
+    start_at: "{{ bindtrace_start_at }}"   # set once for the play: now + the launch time
+  become: true
+  async: 120
+  poll: 0
+  register: bindtrace_job
+
 - name: Only the network namespace the module runs in
   fleetaudit.bindtrace.trace_bind:
     duration: 10
@@ -421,6 +445,7 @@ ARGUMENT_SPEC = dict(
     listeners=dict(type="bool", default=True),
     allow=dict(type="raw"),
     fail_on_unexpected=dict(type="bool", default=False),
+    start_at=dict(type="raw"),
 )
 
 

@@ -15,7 +15,7 @@ from . import hooks
 from . import libbpf
 from . import ringbuf
 from .bind_h import BIND_MODE_EVENTS, BIND_MODE_SUMMARY
-from .maps import ports_bitmap, read_stats
+from .maps import STATS, ports_bitmap, read_stats
 from .record import KEY_FMT, STATS_FMT, plain_format
 
 CONFIG_FMT = plain_format("bind_config")
@@ -49,8 +49,9 @@ def pack_config(cfg, netns_inode):
 class CoreBackend(object):
     name = "core"
     missing_fields = ()
+    defers_attach = True   # attach=False: loaded now, tracing from attach()
 
-    def __init__(self, cfg, netns_inode=None):
+    def __init__(self, cfg, netns_inode=None, attach=True):
         self.lib = libbpf.load_library()
         self.obj = None
         self.links = []
@@ -66,9 +67,44 @@ class CoreBackend(object):
             self._climb(cfg, netns_inode)
             if cfg.mode == "events":
                 self._open_ringbuf()
+            if not attach:
+                # the ladder attached to find the hook this kernel takes: stop
+                # until attach(), which drops what that moment recorded
+                for link in self.links:
+                    self.lib.bpf_link__destroy(link)
+                self.links = []
         except BaseException:
             self.close()
             raise
+
+    def attach(self):
+        """Start tracing (made with attach=False): forget whatever the ladder's
+        trial attach recorded, then attach the programs it chose. Nothing is
+        attached in between, so the maps hold exactly the window's binds."""
+        try:
+            if self.mrb:
+                self.mrb.consume([])
+            if self.rb:
+                self.lib.ring_buffer__consume(self.rb)
+            del self._pending[:]
+            self._clear_maps()
+            self._attach(self._rung, self.programs)
+        except BaseException:
+            self.close()
+            raise
+
+    def _clear_maps(self):
+        fd = self.lib.bpf_map__fd(self._map("summary"))
+        key = ctypes.create_string_buffer(KEY_FMT.size)
+        while self.lib.bpf_map_get_next_key(fd, None, key) == 0:
+            if self.lib.bpf_map_delete_elem(fd, key):
+                raise BindtraceError("internal: cannot clear the summary map")
+        fd = self.lib.bpf_map__fd(self._map("stats"))
+        zeros = (ctypes.c_uint64 * self.ncpu)()
+        for slot, _name in STATS:
+            k = ctypes.c_uint32(slot)
+            if self.lib.bpf_map_update_elem(fd, ctypes.byref(k), zeros, 0):
+                raise BindtraceError("internal: cannot reset the stats map")
 
     @property
     def hook_reason(self):
@@ -104,6 +140,7 @@ class CoreBackend(object):
                     self.hook_skipped.append((rung.name, str(exc)))
                     break
                 self.hook, self.build, self.program = rung.name, build, programs[0]
+                self._rung = rung
                 self.programs = programs
                 self.hook_where, self.hook_sees = rung.where, rung.sees
                 return

@@ -65,17 +65,48 @@ def check_host():
     preflight.check_tracepoints()
 
 
-def select_backend(cfg, netns_inode=None, load=True):
+class Deferred(object):
+    """A backend that attaches as it loads (bcc compiles and attaches in one
+    step), for a tracer that must start at a given time: built by build() at
+    that time, so no bind from before it counts."""
+
+    def __init__(self, cls, cfg, netns_inode):
+        self.cls, self.cfg, self.netns_inode = cls, cfg, netns_inode
+        self.name = cls.name
+        self.hook_reason = None
+
+    def build(self):
+        backend = self.cls(self.cfg, self.netns_inode)
+        if self.hook_reason:
+            backend.hook_reason = self.hook_reason
+        return backend
+
+    def close(self):
+        pass
+
+
+def _make(cls, cfg, netns_inode, attach):
+    """cls loaded (and attached unless attach is False: then attach() starts it)."""
+    if attach:
+        return cls(cfg, netns_inode)
+    if getattr(cls, "defers_attach", False):
+        return cls(cfg, netns_inode, attach=False)
+    return Deferred(cls, cfg, netns_inode)
+
+
+def select_backend(cfg, netns_inode=None, load=True, attach=True):
     """-> (backend, reason): the backend loaded and attached with cfg (or, with
     load=False, the class of the one that would be tried first: nothing is
-    loaded). Raises BindtraceError with the cause and the fix when none can."""
+    loaded; with attach=False, loaded but tracing only from its attach(), or
+    a Deferred to build then). Raises BindtraceError with the cause and the
+    fix when none can."""
     check_host()
     forced = "core" if getattr(cfg, "hook", "auto") in ("fexit", "kprobe") else cfg.backend
     if forced != "auto":
         rung = [r for r in LADDER if r.name == forced][0]
         rung.forced_check()
         cls = rung.cls()
-        return (cls(cfg, netns_inode) if load else cls), "requested"
+        return (_make(cls, cfg, netns_inode, attach) if load else cls), "requested"
     skipped = []     # why the rungs above the chosen one were passed over
     failed = None    # the first load failure: raised if nothing below can run
     for rung in LADDER:
@@ -88,7 +119,7 @@ def select_backend(cfg, netns_inode=None, load=True):
         if not load:
             return rung.cls(), reason
         try:
-            backend = rung.cls()(cfg, netns_inode)
+            backend = _make(rung.cls(), cfg, netns_inode, attach)
         except BindtraceError as exc:
             if getattr(cfg, "hook", "auto") != "auto":
                 raise   # the hook asked for is the core backend's: no fall through

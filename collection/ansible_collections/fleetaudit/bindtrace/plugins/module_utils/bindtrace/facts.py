@@ -2,11 +2,12 @@
 (the Ansible module trace_bind, the Salt execution module modules/bindtrace.py),
 so option handling, listeners, policy and the facts shape live here only."""
 import signal
+import time
 
 from . import SCHEMA, BindtraceError
 from .backends import select_backend
 from .bounded import DEFAULT_MAX_EVENTS, DEFAULT_MAX_RECORDS, keep_significant
-from .filters import make_config, parse_bool, parse_duration, parse_limit
+from .filters import make_config, parse_bool, parse_duration, parse_limit, parse_start_at
 from .listeners import default_enricher, snapshot
 from .policy import apply_policy, describe, is_client, validate_rules
 from .trace import run_window
@@ -19,7 +20,7 @@ DEFAULTS = {
     "duration": 10, "mode": "summary", "max_events": None, "pid": None, "ports": None,
     "ignore_errors": True, "comm": None, "uid": None, "netns": "all", "containername": None,
     "scope": "all", "backend": "auto", "hook": "auto", "listeners": True, "allow": None,
-    "fail_on_unexpected": False, "max_records": None,
+    "fail_on_unexpected": False, "max_records": None, "start_at": None,
 }
 # max_events and max_records unset (None) take these; "unlimited" (or 0) is no cap
 LIMIT_DEFAULTS = {"max_events": DEFAULT_MAX_EVENTS, "max_records": DEFAULT_MAX_RECORDS}
@@ -88,12 +89,13 @@ def collect_facts(should_stop=None, **options):
                       netns=o["netns"], containername=o["containername"], scope=o["scope"],
                       max_events=o["max_events"], backend=o["backend"], hook=o["hook"])
     duration = parse_duration(o["duration"])
+    start_at = parse_start_at(o["start_at"], time.time())
     rules = validate_rules(o["allow"])
     want_listeners = parse_bool(o["listeners"], "listeners")
     if parse_bool(o["fail_on_unexpected"], "fail_on_unexpected") and rules is None:
         raise BindtraceError("fail_on_unexpected needs a policy: set allow to a list of rules "
                              "(an empty list allows nothing)")
-    binds, stats, meta = run_window(cfg, duration, should_stop=should_stop)
+    binds, stats, meta = run_window(cfg, duration, should_stop=should_stop, start_at=start_at)
     if should_stop is not None and should_stop():
         raise BindtraceError("interrupted by signal %s before the window ended; nothing stays "
                              "loaded; rerun the task" % getattr(should_stop, "signum", "?"))

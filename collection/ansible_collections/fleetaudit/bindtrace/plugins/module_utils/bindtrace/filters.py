@@ -125,6 +125,28 @@ def parse_duration(value):
     return number
 
 
+def parse_start_at(value, now):
+    """The fleet's barrier start (wall-clock epoch seconds) -> float, or None.
+    At most MAX_DURATION seconds ahead of `now` (this host's clock): a value
+    further out is a typo or a clock problem, not a start to wait for. A time
+    already past is accepted: the host was launched late and starts at once,
+    and the report shows how late."""
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        number = None
+    if isinstance(value, bool) or number is None or math.isnan(number) or math.isinf(number):
+        raise BindtraceError("invalid start_at %r: expected the fleet's start time as epoch "
+                             "seconds, e.g. {{ now().timestamp() + 10 }}" % (value,))
+    if number - now > MAX_DURATION:
+        raise BindtraceError("invalid start_at %r: it is %.0f s after this host's clock, more than "
+                             "%d; give a time a few seconds after the launch, and check that the "
+                             "host's clock is synchronised (NTP)" % (value, number - now, MAX_DURATION))
+    return number
+
+
 def parse_netns(value):
     if value is None:
         return "all"

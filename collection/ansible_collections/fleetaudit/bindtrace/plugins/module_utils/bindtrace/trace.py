@@ -5,7 +5,8 @@ import os
 import socket
 import time
 
-from .backends import check_host, select_backend
+from . import BindtraceError
+from .backends import Deferred, check_host, select_backend
 from .events import Clock, decode_event, decode_summary
 from .filters import event_selected
 
@@ -27,7 +28,10 @@ def _container_filter(cfg):
 class Tracer(object):
     """A loaded, attached tracer. Use as a context manager; close() unloads it."""
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, attach=True):
+        """attach=False: load now, start tracing at attach() (a fleet's common
+        start time): the core backend loads now, finding the hook this kernel
+        takes; bcc, which attaches as it compiles, is built by attach()."""
         self.cfg = cfg
         self.backend = self.enricher = None
         self.own_netns = os.stat("/proc/self/ns/net").st_ino
@@ -40,7 +44,7 @@ class Tracer(object):
             self.enricher = _make_enricher()
             if self.enricher is not None and hasattr(self.enricher, "prime"):
                 self.enricher.prime()
-            self.backend, self.backend_reason = select_backend(cfg, netns)
+            self.backend, self.backend_reason = select_backend(cfg, netns, attach=attach)
         except BaseException:
             self.close()   # the enricher's watch thread too: nothing stays behind a failure
             raise
@@ -49,6 +53,13 @@ class Tracer(object):
         self.excluded = 0    # events removed by the container filter
         self._kept_raw = []
         self._kept_events = []
+
+    def attach(self):
+        """Start tracing (a Tracer made with attach=False)."""
+        if isinstance(self.backend, Deferred):
+            self.backend = self.backend.build()
+        else:
+            self.backend.attach()
 
     @property
     def backend_name(self):
@@ -155,25 +166,53 @@ def rfc3339_now():
     return Clock().rfc3339(time.clock_gettime_ns(time.CLOCK_BOOTTIME))
 
 
-def run_window(cfg, duration, should_stop=None):
+def wait_until(start_at, should_stop=None):
+    """Sleep until the wall-clock time start_at (epoch seconds), in steps short
+    enough to notice should_stop (a signal, the controller hanging up)."""
+    while True:
+        left = start_at - time.time()
+        if left <= 0 or (should_stop is not None and should_stop()):
+            return
+        time.sleep(min(0.1, left))
+
+
+def run_window(cfg, duration, should_stop=None, start_at=None):
     """Trace for `duration` seconds (or until should_stop() is true) and return
-    (binds, stats, meta) for one window. The caller adds listeners and policy."""
+    (binds, stats, meta) for one window. The caller adds listeners and policy.
+
+    start_at: the fleet's common start (epoch seconds). The tracer is loaded
+    first, then attached at start_at, so every host of a fleet starts its
+    window at the same second however long its launch and load took, and every
+    window ends at start_at + duration. A host launched after start_at attaches
+    at once and still ends with the fleet (a shorter window, and its facts say
+    so), so its window overlaps every other's; launched after the fleet's
+    end, it traces `duration` seconds from now."""
     binds = []
-    with Tracer(cfg) as tracer:
+    with Tracer(cfg, attach=start_at is None) as tracer:
+        if start_at is not None:
+            wait_until(start_at, should_stop)
+            if should_stop is not None and should_stop():
+                raise BindtraceError("interrupted by signal %s before the window started; nothing "
+                                     "stays loaded; rerun the task"
+                                     % getattr(should_stop, "signum", "?"))
+            tracer.attach()
         start = rfc3339_now()
-        deadline = time.monotonic() + duration
+        length = duration
+        if start_at is not None and start_at + duration > time.time():
+            length = start_at + duration - time.time()   # end with the fleet
+        deadline = time.monotonic() + length
         while True:
             left = deadline - time.monotonic()
             if left <= 0 or (should_stop is not None and should_stop()):
                 break
             tracer.collect(min(100, max(1, int(left * 1000))))
         tracer.stop()
+        end = rfc3339_now()   # detached: no bind after this is seen
         if cfg.mode == "events":
             tracer.collect(0)
             binds = tracer.collected()
         else:
             binds = tracer.summary()
-        end = rfc3339_now()
         st = tracer.stats()
         meta = {
             "hostname": socket.gethostname(), "kernel": os.uname().release,

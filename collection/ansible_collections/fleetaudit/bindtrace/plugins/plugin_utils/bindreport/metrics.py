@@ -33,7 +33,15 @@ def _families(model):
         "truncated": gauge("host_truncated", "1 when the host's records were capped or its table filled.",
                            ["host"]),
         "outliers": gauge("host_outlier_listeners", "Listeners only a few hosts of a group have.", ["host"]),
+        "outside": gauge("host_window_outside_fleet", "1 when the host's trace window did not overlap "
+                         "the fleet's (it traced other seconds).", ["host"]),
     }
+    window = s.get("window") or {}
+    outside = set(window.get("not_overlapping") or ())
+    spread = gauge("fleet_window_start_spread_seconds", "Seconds between the first and the last host's "
+                   "window start.")
+    if window:
+        spread.add_metric([], window["start_spread"])
     for h in model["hosts"]:
         name = h["name"]
         facts = h.get("facts") or {}
@@ -48,6 +56,8 @@ def _families(model):
         per_host["lost"].add_metric([name], facts.get("lost") or 0)
         per_host["truncated"].add_metric([name], 1 if facts.get("truncated") else 0)
         per_host["outliers"].add_metric([name], len(h.get("outliers") or []))
+        if (facts.get("window") or {}).get("start"):
+            per_host["outside"].add_metric([name], 1 if name in outside else 0)
     ports = gauge("port_hosts", "Hosts with a listener on this protocol and port.", ["proto", "port"])
     seen = {}
     for h in model["hosts"]:
@@ -56,7 +66,7 @@ def _families(model):
                 seen.setdefault((str(l.get("proto")), l["port"]), set()).add(h["name"])
     for (proto, port), names in sorted(seen.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         ports.add_metric([proto, str(port)], len(names))
-    return [run, hosts] + list(per_host.values()) + [ports]
+    return [run, hosts, spread] + list(per_host.values()) + [ports]
 
 
 def _unix(rfc3339):

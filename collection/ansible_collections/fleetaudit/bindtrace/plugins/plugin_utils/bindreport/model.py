@@ -15,6 +15,7 @@ from .parallel import gc_paused
 from .factcheck import baseline_problem, facts_problem
 from .jsontext import Segment, facts_text, spill_texts
 from .sanitize import clean_text, clean_walk
+from .window import fleet_window
 
 REPORT_SCHEMA = 1
 REPORT_KIND = "bindtrace-fleet-report"
@@ -246,6 +247,7 @@ def _summary(hosts, baseline_hosts):
         "top_ports": _top_ports(hosts),
         "lost": lost, "dropped": dropped,
         "truncated_hosts": [h["name"] for h in hosts if (h["facts"] or {}).get("truncated")],
+        "window": fleet_window(hosts),
         "drift": None,
     }
     if baseline_hosts is not None:

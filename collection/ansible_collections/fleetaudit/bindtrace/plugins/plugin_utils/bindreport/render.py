@@ -16,6 +16,7 @@ from .parallel import gc_paused
 from .metrics import render_metrics
 from .sanitize import markdown, one_line, visible
 from .table import Cells, bind_table, listener_rows, unexpected_listeners
+from .window import overlap_line, window_line
 
 TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 # format name -> (file name, template, autoescape, per-expression escaping)
@@ -220,6 +221,11 @@ def junit_cases(model):
                         "binds: %d" % len(facts.get("binds") or []),
                         "listeners: %d" % len(facts.get("listeners") or []),
                         "unexpected listeners: %d" % len(unexpected)]}
+        window = facts.get("window") or {}
+        if window.get("start"):
+            case["out"].append("window: %s .. %s" % (window.get("start"), window.get("end")))
+        if host["name"] in ((model["summary"].get("window") or {}).get("not_overlapping") or ()):
+            case["out"].append("window did not overlap the fleet's")
         lines = ["unexpected listener: " + _listener_text(r) for r in unexpected]
         if host["status"] == "unreachable":
             case.update(kind="error", type="unreachable", message="unreachable: " + one_line(host["reason"]))
@@ -265,7 +271,9 @@ def render(model, fmt):
         return jsontext.report_text(model, getattr(model, "cache", {}).get("facts_text"))
     if fmt == "prom":
         return render_metrics(model)
-    context = {"model": model, "views": views}
+    window = model["summary"].get("window")
+    context = {"model": model, "views": views, "window_line": window_line(window),
+               "overlap_line": overlap_line(window)}
     if fmt in ("html", "md"):
         budget = html_budget(model)
         rows = html_bind_rows if fmt == "html" else md_bind_rows

@@ -4,6 +4,7 @@ from .parallel import gc_paused
 from .sanitize import one_line, visible
 from . import overview, views
 from .table import bind_table, unexpected_listeners
+from .window import overlap_line, window_line
 
 MAX_CELL = 48
 
@@ -70,6 +71,10 @@ def _summary_lines(model):
         out.append(("hooks: " + "; ".join("%s: %d (%s%s)" % (
             _cell(hook[:20]), n, ", ".join(_cell(h) for h in first), ", ..." if n > len(first) else "")
             for hook, n, first in hooks), None))
+    out.append((window_line(s.get("window")), None))
+    overlap = overlap_line(s.get("window"), _cell)
+    if overlap:
+        out.append((overlap, "failed"))
     if s["lost"] or s["dropped"] or s["truncated_hosts"]:
         out.append(("lost events: %d  dropped: %d  truncated on: %s" % (
             s["lost"], s["dropped"], ", ".join(_cell(n) for n in s["truncated_hosts"]) or "-"), "failed"))
