@@ -1,6 +1,7 @@
 """fleetaudit.bindtrace.trace_bind through the real `ansible-playbook` against
 localhost (local connection) on the real kernel: exact binds, the CLI's fields,
 summary and events modes, listeners, policy, async, and cleanup after every run."""
+import glob
 import json
 import os
 import signal
@@ -8,6 +9,7 @@ import subprocess
 
 import pytest
 
+from controller import core_version
 from module_run import (EXACT, LISTEN, LOOP, ROOT, VENV_BIN, Play, Workload, ansible_env,
                         assert_nothing_left, free_port, run, trace_bind_cli, trace_task, wait_attached)
 
@@ -403,3 +405,38 @@ def test_adhoc_key_value_allow_arrives_as_text_and_the_message_gives_the_json_fo
     assert rc == 0, res
     assert res["ansible_facts"]["bind_trace"]["policy"]["rules"] == 1
     assert_nothing_left()
+
+
+def pyenv_python(version):
+    found = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/%s.*/bin/python%s" % (version, version))))
+    return found[-1] if found else None
+
+
+@pytest.mark.parametrize("version", ["3.8", "3.9"])
+def test_oldest_host_pythons(version):
+    """The host library is Python 3.8+ stdlib: the module traces exactly on a 3.8
+    and a 3.9 host interpreter (pyenv's, part of the machine image), except
+    where the controller's ansible-core no longer supports that target Python
+    (2.21 needs 3.9+ on the host, and says so)."""
+    python = pyenv_python(version)
+    if python is None:
+        pytest.skip("no pyenv python%s on this machine" % version)
+    port = free_port()
+    play = Play([trace_task(duration=4, mode="events", ports=[port], listeners=False)], interpreter=python)
+    if version == "3.8" and core_version()[0] >= (2, 21):
+        play.wait()
+        res = play.results()["trace"]
+        assert res["msg"].startswith("Ansible requires Python 3.9 or newer on the target. Current version: 3.8")
+        return
+    play.wait_attached()
+    work = Workload(LISTEN, port)
+    try:
+        play.wait()
+        assert play.proc.returncode == 0, play.err + play.out[-2000:]
+    finally:
+        work.stop()
+    facts = facts_of(play.results()["trace"])
+    assert [(b["pid"], b["proto"], b["addr"], b["port"], b["error"]) for b in facts["binds"]] == [
+        (work.pid, "TCP", "127.0.0.1", port, None)]
+    assert facts["host"]["backend"] == "core"
+    assert_nothing_left(play)
