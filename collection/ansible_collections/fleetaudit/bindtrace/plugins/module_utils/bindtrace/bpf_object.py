@@ -881,8 +881,9 @@ eWO2Xu/vu2f4X4D/euPWz//c3Omcx/cH/g8eufX+nz3j/M7t5axow/H53Tfj/M43Ztd/5z953L1x
 """,
 }
 
-# bpf/bind.h, verbatim: the record layout both backends write
-BIND_H = r"""/* Record layout shared by bind.bpf.c, the bcc program and the Python side.
+# bpf/bind.h, verbatim: the record layout both backends write (its tabs written
+# as \t: ansible-test's pep8 rejects tab-indented lines, even inside a string)
+BIND_H = """/* Record layout shared by bind.bpf.c, the bcc program and the Python side.
  * A new member needs its row in record.py (module_utils/bindtrace): `make bpf`
  * reads this layout from the object's BTF and fails when the two disagree.
  * All integers are host-endian except where noted. */
@@ -910,30 +911,30 @@ BIND_H = r"""/* Record layout shared by bind.bpf.c, the bcc program and the Pyth
 
 /* The identity of one bind: the summary map's key, and the head of every event. */
 struct bind_key {
-	__u64 cgroup_id;
-	__u32 pid;          /* tgid, host pid namespace */
-	__u32 ppid;
-	__u32 uid;
-	__u32 gid;
-	__u32 netns;        /* inode of the socket's network namespace */
-	__u32 mntns;
-	__u32 bound_dev_if;
-	__s32 ret;          /* bind() return value: 0 or -errno */
-	__u16 proto;        /* sk_protocol */
-	__u16 port;         /* bound port after bind() */
-	__u16 req_port;     /* port the caller asked for */
-	__u8 family;        /* 4 or 6 */
-	__u8 opts;          /* OPT_* bits */
-	__u8 addr[16];      /* bound address (network order; v4 in the first 4 bytes) */
-	__u8 req_addr[16];  /* requested address */
-	char comm[TASK_COMM_LEN];
+\t__u64 cgroup_id;
+\t__u32 pid;          /* tgid, host pid namespace */
+\t__u32 ppid;
+\t__u32 uid;
+\t__u32 gid;
+\t__u32 netns;        /* inode of the socket's network namespace */
+\t__u32 mntns;
+\t__u32 bound_dev_if;
+\t__s32 ret;          /* bind() return value: 0 or -errno */
+\t__u16 proto;        /* sk_protocol */
+\t__u16 port;         /* bound port after bind() */
+\t__u16 req_port;     /* port the caller asked for */
+\t__u8 family;        /* 4 or 6 */
+\t__u8 opts;          /* OPT_* bits */
+\t__u8 addr[16];      /* bound address (network order; v4 in the first 4 bytes) */
+\t__u8 req_addr[16];  /* requested address */
+\tchar comm[TASK_COMM_LEN];
 };
 
 struct bind_event {
-	struct bind_key key;
-	__u64 ts;           /* bpf_ktime_get_boot_ns() at exit */
-	__u32 tid;
-	__u32 _pad;
+\tstruct bind_key key;
+\t__u64 ts;           /* bpf_ktime_get_boot_ns() at exit */
+\t__u32 tid;
+\t__u32 _pad;
 };
 
 /* A client bind (requested port 0 on a port protocol, e.g. a UDP client socket)
@@ -943,29 +944,29 @@ struct bind_event {
  * a program is started as. port_min/port_max keep the range of ports,
  * first_pid/first_ppid the first binder's (for other keys: the key's own). */
 struct bind_stats {
-	__u64 count;
-	__u64 first_ts;
-	__u64 last_ts;
-	__u16 port_min;
-	__u16 port_max;
-	__u32 first_pid;
-	__u32 first_ppid;
-	__u32 _pad;
+\t__u64 count;
+\t__u64 first_ts;
+\t__u64 last_ts;
+\t__u16 port_min;
+\t__u16 port_max;
+\t__u32 first_pid;
+\t__u32 first_ppid;
+\t__u32 _pad;
 };
 
 /* Read-only configuration, set by the loader before load (the only .rodata). */
 struct bind_config {
-	__u32 mode;
-	__u32 ignore_errors;
-	__u32 filter_pid;
-	__u32 pid;
-	__u32 filter_uid;
-	__u32 uid;
-	__u32 filter_netns;
-	__u32 netns;
-	__u32 filter_ports;
-	__u32 filter_comm;
-	char comm[TASK_COMM_LEN];
+\t__u32 mode;
+\t__u32 ignore_errors;
+\t__u32 filter_pid;
+\t__u32 pid;
+\t__u32 filter_uid;
+\t__u32 uid;
+\t__u32 filter_netns;
+\t__u32 netns;
+\t__u32 filter_ports;
+\t__u32 filter_comm;
+\tchar comm[TASK_COMM_LEN];
 };
 
 #endif
