@@ -23,12 +23,12 @@ BPF = os.path.join(ROOT, "bpf")
 CUTS = (
     ("enter", "__u64 pid_tgid = bpf_get_current_pid_tgid();",
      "one tracepoint + an empty program"),
-    ("sock", "struct sock *sk = fd_to_sock(task, fd);", "+ saved registers, fd -> socket walk"),
+    ("sock", "struct sock *sk = fd_to_sock(task, fd, fast);", "+ saved registers, fd -> socket walk"),
     ("family", "return 0; /* unix, netlink, packet...: not a network bind */",
-     "+ sock_common bulk read"),
+     "+ sock_common"),
     ("request", "if (cfg.filter_ports && !port_wanted(k->port) && !port_wanted(k->req_port))",
-     "+ netns, port, caller's sockaddr"),
-    ("fields", "__u64 now = bpf_ktime_get_boot_ns();", "+ addr, proto, options, task fields"),
+     "+ netns, port, address, requested sockaddr"),
+    ("fields", "__u64 now = bpf_ktime_get_boot_ns();", "+ options, task fields, clock"),
 )
 
 
@@ -43,12 +43,11 @@ def build_variants():
         src = list(lines)
         if marker is not None:
             hits = [i for i, line in enumerate(src) if line.strip() == marker]
-            if len(hits) != 1:
+            if not hits:
                 continue   # bind.bpf.c changed: this cut no longer applies
-            at = hits[0] + 1
-            if marker.startswith("if ("):
-                at += 1   # past the filter's own return
-            src.insert(at, "\tif (bpf_get_prandom_u32() | 1) return 0; /* bench cut */")
+            for at in reversed(hits):   # every entry point that has the line
+                at += 2 if marker.startswith("if (") else 1   # past a filter's own return
+                src.insert(at, "\tif (bpf_get_prandom_u32() | 1) return 0; /* bench cut */")
         path = os.path.join(workdir, name + ".bpf.c")
         with open(path, "w") as f:
             f.write("\n".join(src))

@@ -3,7 +3,10 @@
  * complete bind path, returns EINVAL); mode "ok": bind a fresh SO_REUSEADDR
  * socket to a fixed port and close it (a successful bind); mode "client": bind
  * a fresh UDP socket to 127.0.0.1:0 and close it (an ephemeral client bind, as
- * a DNS or StatsD client makes; PORT is unused).
+ * a DNS or StatsD client makes; PORT is unused); mode "noport": bind one TCP socket
+ * with IP_BIND_ADDRESS_NO_PORT to 127.0.0.1:0 again and again (no port is taken, so
+ * each bind succeeds: the cheapest successful bind; PORT is unused); mode "getppid": no bind at all,
+ * getppid() N times (a non-bind syscall: what a syscall tracepoint taxes host-wide).
  * Optional RATE (binds/s over all threads, 0 = as fast as possible) paces the
  * storm; optional "gate" waits for one byte on stdin before starting, so a
  * tracer can filter on this process's pid before the first bind.
@@ -17,6 +20,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,6 +29,8 @@
 static long per_thread;
 static int ok_mode;
 static int client_mode;
+static int getppid_mode;
+static int noport_mode;
 static int port;
 static double thread_rate; /* binds per second per thread, 0 = unpaced */
 static struct timespec start;
@@ -54,7 +60,25 @@ static void *storm(void *arg)
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	int one = 1;
 	(void)arg;
-	if (client_mode) {
+	if (noport_mode) {
+		int s = socket(AF_INET, SOCK_STREAM, 0);
+		struct sockaddr_in any = { .sin_family = AF_INET };
+		any.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		setsockopt(s, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+		for (long i = 0; i < per_thread; i++) {
+			pace(i);
+			if (bind(s, (struct sockaddr *)&any, sizeof(any)) != 0) {
+				perror("bindstorm: noport bind");
+				exit(1);
+			}
+		}
+		close(s);
+	} else if (getppid_mode) {
+		for (long i = 0; i < per_thread; i++) {
+			pace(i);
+			syscall(SYS_getppid);
+		}
+	} else if (client_mode) {
 		struct sockaddr_in any = { .sin_family = AF_INET };
 		any.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 		for (long i = 0; i < per_thread; i++) {
@@ -89,7 +113,7 @@ static void *storm(void *arg)
 int main(int argc, char **argv)
 {
 	if (argc < 5) {
-		fprintf(stderr, "usage: bindstorm THREADS BINDS_PER_THREAD einval|ok|client PORT [RATE [gate]]\n");
+		fprintf(stderr, "usage: bindstorm THREADS BINDS_PER_THREAD einval|ok|client|noport|getppid PORT [RATE [gate]]\n");
 		return 2;
 	}
 	int threads = atoi(argv[1]);
@@ -100,6 +124,8 @@ int main(int argc, char **argv)
 	per_thread = atol(argv[2]);
 	ok_mode = strcmp(argv[3], "ok") == 0;
 	client_mode = strcmp(argv[3], "client") == 0;
+	getppid_mode = strcmp(argv[3], "getppid") == 0;
+	noport_mode = strcmp(argv[3], "noport") == 0;
 	port = atoi(argv[4]);
 	thread_rate = argc > 5 ? atof(argv[5]) / threads : 0;
 	if (argc > 6 && strcmp(argv[6], "gate") == 0) {

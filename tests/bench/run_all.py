@@ -9,6 +9,10 @@ Details of each section go to stderr as it runs; the table goes to stdout.
 Sections:
   backends  start-up and peak RSS: core vs bcc vs bindsnoop-bpfcc (bench_backends.py)
   cost      added CPU per bind(): bindtrace summary / events vs bpftrace (bench_cost.py)
+  hooks     per hook rung this kernel offers: getppid's host-wide tax while a window is open
+            (ratio to untraced) and added CPU per bind split into the hook's floor and the
+            program's work (bench_hooks.py); rungs the host refuses are measured in the VM
+            guests (tests/vm, ratios only)
   storm     bind storms: exact counts, loss accounting, highest lossless rate (bench_storm.py)
   table     summary table: kernel memory vs entries and keys; a busy host's keys (bench_table.py)
   fleet     playbook wall time, ping and start spread on 5/20/50/100 hosts, default forks
@@ -30,7 +34,7 @@ from bench_common import fmt_rate, table
 
 # backends first: a child's ru_maxrss starts at its parent's RSS (fork + exec keep
 # the high-water mark), so the children are spawned while this process is small
-SECTIONS = ("backends", "cost", "storm", "table", "fleet", "report", "scale")
+SECTIONS = ("backends", "cost", "hooks", "storm", "table", "fleet", "report", "scale")
 WINDOW = 5
 
 
@@ -217,6 +221,32 @@ def section_backends(args):
     return rows, {"medians": med, "bindsnoop": snoop}
 
 
+def section_hooks(args):
+    import bench_hooks
+    rungs, s = bench_hooks.measure(args.rounds, 100000 if args.quick else 200000,
+                                   1000000 if args.quick else 2000000)
+    log(bench_hooks.report(rungs, s))
+    rows = []
+    for rung, why in rungs:
+        if why is not None:
+            rows.append(("hook %s" % rung, "not offered by this kernel", "-", "-", None))
+            continue
+        e = s[rung]
+        target = "<= 1.02" if rung != "tracepoint" else "printed (host-wide tax)"
+        rows.append(("hook %s: getppid while a window is open" % rung,
+                     "%+.0f ns per call" % e["getppid_added"], "%.3fx untraced" % e["getppid_ratio"],
+                     target, e["getppid_ratio"] <= 1.02 if rung != "tracepoint" else None))
+        for kind, what in (("noport", "successful"), ("einval", "failed")):
+            k = e[kind]
+            met = None
+            if rung == "tracepoint":
+                met = k["work"] <= 150
+            rows.append(("hook %s: added CPU per %s bind" % (rung, what),
+                         "%.0f ns = floor %.0f + work %.0f" % (k["added"], k["floor"], k["work"]),
+                         "-", "work <= 150 ns" if rung == "tracepoint" else "-", met))
+    return rows, s
+
+
 def section_fleet(args):
     import bench_fleet
     rows, raw = [], []
@@ -264,7 +294,7 @@ def section_scale(args):
              "%.2fx the budget" % (html / scale.HTML_BUDGET_MB), "<= 25 MB", html <= scale.HTML_BUDGET_MB)], m
 
 
-RUN = {"cost": section_cost, "storm": section_storm, "backends": section_backends,
+RUN = {"cost": section_cost, "hooks": section_hooks, "storm": section_storm, "backends": section_backends,
        "table": section_table, "fleet": section_fleet, "report": section_report, "scale": section_scale}
 
 

@@ -19,6 +19,10 @@
 
 #define AF_INET 2
 #define AF_INET6 10
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+#define IPPROTO_UDPLITE 136
+#define SOCK_BINDPORT_LOCK 8 /* include/net/sock.h: sk_userlocks */
 
 /* inet_flags bit numbers (include/net/inet_sock.h, 6.6+) */
 #define INET_FLAGS_FREEBIND 11
@@ -88,6 +92,19 @@ static __always_inline bool port_wanted(__u16 port)
 	__u32 idx = port >> 6;
 	__u64 *word = bpf_map_lookup_elem(&ports, &idx);
 	return word && (*word & (1ULL << (port & 63)));
+}
+
+/* task->comm as bpf_get_current_comm gives it: up to the first NUL, zero after */
+static __always_inline void copy_comm(char *dst, const char *src)
+{
+	bool end = false;
+#pragma unroll
+	for (int i = 0; i < TASK_COMM_LEN - 1; i++) {
+		char c = end ? 0 : src[i];
+		end = end || c == 0;
+		dst[i] = c;
+	}
+	dst[TASK_COMM_LEN - 1] = 0;
 }
 
 static __always_inline bool comm_matches(const char *comm)
@@ -268,27 +285,6 @@ static __always_inline int record_bind(struct task_struct *task, __u64 pid_tgid,
 
 	k->port = bpf_ntohs(fast ? CAST(sk, struct inet_sock)->inet_sport
 				 : BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
-	/* the requested sockaddr, as the caller passed it: one fixed-size read
-	 * (a sockaddr_in6); if that crosses the end of the caller's mapping,
-	 * a sockaddr_in's worth. addrlen says how much of it is meaningful. */
-	__u32 len = addrlen;
-	if (read_addr(sc->uaddr, 28, uaddr, user_addr) != 0) {
-		if (read_addr(sc->uaddr, 16, uaddr, user_addr) != 0)
-			len = 0;
-		else if (len > 16)
-			len = 16;
-	}
-	if (len >= 4) {
-		__u16 req_family = *(__u16 *)sc->uaddr;
-		k->req_port = bpf_ntohs(*(__u16 *)(sc->uaddr + 2));
-		if (req_family == AF_INET6 && len >= 24)
-			__builtin_memcpy(k->req_addr, sc->uaddr + 8, 16);
-		else if (req_family == AF_INET && len >= 8)
-			__builtin_memcpy(k->req_addr, sc->uaddr + 4, 4);
-	}
-	if (cfg.filter_ports && !port_wanted(k->port) && !port_wanted(k->req_port))
-		return 0;
-
 	if (family == AF_INET) {
 		k->family = 4;
 		__be32 a = skc->skc_rcv_saddr;
@@ -299,17 +295,61 @@ static __always_inline int record_bind(struct task_struct *task, __u64 pid_tgid,
 	}
 	k->proto = fast ? BPF_CORE_READ_BITFIELD(CAST(sk, struct sock), sk_protocol)
 			: BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol);
+	if (ret == 0 && (k->proto == IPPROTO_TCP || k->proto == IPPROTO_UDP ||
+			 k->proto == IPPROTO_UDPLITE)) {
+		/* A successful TCP/UDP bind leaves exactly the requested sockaddr on
+		 * the socket: inet_bind/inet6_bind store the requested address as
+		 * the bound one, and set SOCK_BINDPORT_LOCK only when a port was
+		 * asked for. No read of the caller's memory (the dearest step). */
+		__u8 locks = fast ? BPF_CORE_READ_BITFIELD(CAST(sk, struct sock), sk_userlocks)
+				  : BPF_CORE_READ_BITFIELD_PROBED(sk, sk_userlocks);
+		k->req_port = (locks & SOCK_BINDPORT_LOCK) ? k->port : 0;
+		__builtin_memcpy(k->req_addr, k->addr, 16);
+	} else {
+		/* the requested sockaddr, as the caller passed it: one fixed-size
+		 * read (a sockaddr_in6); if that crosses the end of the caller's
+		 * mapping, a sockaddr_in's worth. addrlen says how much of it is
+		 * meaningful. */
+		__u32 len = addrlen;
+		if (read_addr(sc->uaddr, 28, uaddr, user_addr) != 0) {
+			if (read_addr(sc->uaddr, 16, uaddr, user_addr) != 0)
+				len = 0;
+			else if (len > 16)
+				len = 16;
+		}
+		if (len >= 4) {
+			__u16 req_family = *(__u16 *)sc->uaddr;
+			k->req_port = bpf_ntohs(*(__u16 *)(sc->uaddr + 2));
+			if (req_family == AF_INET6 && len >= 24)
+				__builtin_memcpy(k->req_addr, sc->uaddr + 8, 16);
+			else if (req_family == AF_INET && len >= 8)
+				__builtin_memcpy(k->req_addr, sc->uaddr + 4, 4);
+		}
+	}
+	if (cfg.filter_ports && !port_wanted(k->port) && !port_wanted(k->req_port))
+		return 0;
+
 	k->opts = read_opts(sk, skc, fast);
 	k->bound_dev_if = skc->skc_bound_dev_if;
 	k->ret = ret;
 	k->pid = pid_tgid >> 32;
 	k->ppid = task->real_parent->tgid;
-	__u64 ugid = bpf_get_current_uid_gid();
-	k->uid = (__u32)ugid;
-	k->gid = ugid >> 32;
 	k->mntns = task->nsproxy->mnt_ns->ns.inum;
-	k->cgroup_id = bpf_get_current_cgroup_id();
-	bpf_get_current_comm(k->comm, sizeof(k->comm));
+	if (fast) {
+		/* what the helpers return, read with plain loads (each helper call
+		 * costs tens of ns with this kernel's call mitigations) */
+		const struct cred *cred = task->cred;
+		k->uid = cred->uid.val;
+		k->gid = cred->gid.val;
+		k->cgroup_id = task->cgroups->dfl_cgrp->kn->id;
+		copy_comm(k->comm, task->comm);
+	} else {
+		__u64 ugid = bpf_get_current_uid_gid();
+		k->uid = (__u32)ugid;
+		k->gid = ugid >> 32;
+		k->cgroup_id = bpf_get_current_cgroup_id();
+		bpf_get_current_comm(k->comm, sizeof(k->comm));
+	}
 
 	__u64 now = bpf_ktime_get_boot_ns();
 

@@ -46,6 +46,7 @@ struct sock_common {
 struct sock {
 	struct sock_common __sk_common;
 	__u16 sk_protocol;
+	__u8 sk_userlocks;  /* a 4-bit bitfield on some kernels: read with BPF_CORE_READ_BITFIELD */
 };
 /* 6.6+: freebind/transparent/bind_address_no_port are bits of inet_flags */
 struct inet_sock {
@@ -89,11 +90,21 @@ struct pt_regs { unsigned long regs[31]; unsigned long orig_x0; };
 #else
 #error "build with -D__TARGET_ARCH_x86 or -D__TARGET_ARCH_arm64"
 #endif
+/* identity read by plain loads in the fast build (a helper call each costs more) */
+typedef struct { unsigned int val; } kuid_t;
+typedef struct { unsigned int val; } kgid_t;
+struct cred { kuid_t uid; kgid_t gid; };
+struct kernfs_node { __u64 id; };
+struct cgroup { struct kernfs_node *kn; };
+struct css_set { struct cgroup *dfl_cgrp; };
 struct task_struct {
 	int tgid;
 	struct task_struct *real_parent;
 	struct files_struct *files;
 	struct nsproxy *nsproxy;
+	const struct cred *cred;
+	struct css_set *cgroups;
+	char comm[16];
 };
 
 #pragma clang attribute pop

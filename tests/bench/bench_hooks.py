@@ -1,0 +1,168 @@
+"""Per hook rung of the ladder (fexit, kprobe, tracepoint; those this kernel offers):
+
+(a) the host-wide tax on a NON-bind syscall (getppid) while a window is open,
+    as a ratio to untraced: an enabled syscall tracepoint sends every syscall
+    of every process through the slower tracing path; fexit/kprobe on the bind
+    path should cost other syscalls nothing (ratio 1.00 within noise);
+(b) the added CPU per bind, split into the hook's own floor (an empty program
+    on the same hook: the variant built here returns at once from every entry
+    point) and the program's work beyond that floor; for successful binds
+    (bindstorm "noport": a TCP socket with IP_BIND_ADDRESS_NO_PORT bound to
+    127.0.0.1:0 again and again, each bind succeeds) and failed ones ("einval":
+    an already bound socket bound again), which take different paths through
+    the program (a failed bind's requested address is read from the caller's
+    memory; a successful TCP/UDP bind's from the socket).
+
+Cost is the generator's own CPU time (getrusage: includes the BPF programs run
+inside its syscalls) per call, side by side: each round runs every
+configuration once in a rotating order, and medians over rounds are kept.
+Ratios only on a shared machine (or in a TCG guest, where time is not absolute).
+
+    .venv/bin/python tests/bench/bench_hooks.py [rounds] [binds] [getppids]"""
+import os
+import subprocess
+import sys
+
+import bench_common
+from bench_common import BUILD, ROOT, Storm, free_port, median, table
+
+from bindtrace import BindtraceError, bpf_object, hooks
+from bindtrace.backend_core import CoreBackend
+from bindtrace.filters import make_config
+
+BPF = os.path.join(ROOT, "bpf")
+ENTRY = "__u64 pid_tgid = bpf_get_current_pid_tgid();"
+CUT = "\tif (bpf_get_prandom_u32() | 1) return 0; /* bench: the hook's floor */"
+ARCH_DEFINE = {"x86_64": "x86", "aarch64": "arm64"}
+
+
+def floor_object():
+    """The committed program with every entry point returning at once: what
+    the hook itself costs with a program attached (the floor)."""
+    with open(os.path.join(BPF, "bind.bpf.c")) as f:
+        lines = f.read().split("\n")
+    out = []
+    for line in lines:
+        out.append(line)
+        if line.strip() == ENTRY:
+            out.append(CUT)
+    if sum(1 for line in out if line == CUT) < 2:
+        raise RuntimeError("bind.bpf.c changed: no entry points found for the floor variant")
+    os.makedirs(BUILD, exist_ok=True)
+    src = os.path.join(BUILD, "floor.bpf.c")
+    with open(src, "w") as f:
+        f.write("\n".join(out))
+    obj = src[:-2] + ".o"
+    subprocess.run(["clang", "-g", "-O2", "-target", "bpf",
+                    "-D__TARGET_ARCH_%s" % ARCH_DEFINE[bpf_object.machine()], "-I", BPF,
+                    "-Wno-unused-variable", "-Wno-unused-function",
+                    "-Wno-unused-but-set-variable", "-c", src, "-o", obj], check=True)
+    subprocess.run(["llvm-strip", "-g", obj], check=True)
+    with open(obj, "rb") as f:
+        return f.read()
+
+
+def load(rung, blob=None):
+    """A summary-mode tracer on this rung (every bind takes the full path:
+    ignore_errors false, no filter), from the committed object or blob."""
+    original = bpf_object.object_bytes
+    if blob is not None:
+        bpf_object.object_bytes = lambda arch=None: blob
+    try:
+        return CoreBackend(make_config(mode="summary", ignore_errors=False, hook=rung))
+    finally:
+        bpf_object.object_bytes = original
+
+
+def offered_rungs():
+    """[(rung, None)] for the rungs that load here, [(rung, why)] for the others."""
+    out = []
+    for rung in hooks.RUNGS:
+        try:
+            load(rung.name).close()
+            out.append((rung.name, None))
+        except BindtraceError as exc:
+            out.append((rung.name, str(exc)))
+    return out
+
+
+def run(config, blobs, kind, calls, port):
+    """CPU ns per call of one storm under one configuration ("none",
+    "<rung>" or "<rung>/floor")."""
+    rung, _, variant = config.partition("/")
+    backend = None if rung == "none" else load(rung, blobs.get(variant))
+    try:
+        storm = Storm(2, calls, port, mode=kind)
+        storm.go()
+        res = storm.wait()
+    finally:
+        if backend is not None:
+            backend.close()
+    return res["cpu"] / res["offered"] * 1e9
+
+
+def measure(rounds=5, binds=200000, getppids=2000000):
+    bench_common.storm_binary()
+    rungs = offered_rungs()
+    usable = [r for r, why in rungs if why is None]
+    blobs = {"floor": floor_object()}
+    port = free_port()
+    bind_configs = ["none"] + [c for r in usable for c in (r + "/floor", r)]
+    configs = {"noport": bind_configs, "einval": bind_configs, "getppid": ["none"] + usable}
+    ns = {(kind, c): [] for kind in configs for c in configs[kind]}
+    for r in range(rounds):
+        for kind in KINDS:
+            names = configs[kind]
+            order = names[r % len(names):] + names[:r % len(names)]
+            calls = getppids if kind == "getppid" else binds
+            cost = {c: run(c, blobs, kind, calls, port) for c in order}
+            for c in names:
+                ns[(kind, c)].append(cost[c])
+    return rungs, summarize(usable, ns)
+
+
+KINDS = ("noport", "einval", "getppid")
+
+
+def summarize(usable, ns):
+    """Medians of per-round differences and ratios (side by side in a round)."""
+    def per_round(kind, f):
+        base = ns[(kind, "none")]
+        return median(f(base[i], i) for i in range(len(base)))
+    out = {"none": {kind: median(ns[(kind, "none")]) for kind in KINDS}}
+    for rung in usable:
+        e = out[rung] = {}
+        for kind in ("noport", "einval"):
+            full, floor = ns[(kind, rung)], ns[(kind, rung + "/floor")]
+            e[kind] = {"added": per_round(kind, lambda b, i: full[i] - b),
+                       "floor": per_round(kind, lambda b, i: floor[i] - b),
+                       "work": median(full[i] - floor[i] for i in range(len(full)))}
+        calls = ns[("getppid", rung)]
+        e["getppid_ratio"] = per_round("getppid", lambda b, i: calls[i] / b)
+        e["getppid_added"] = per_round("getppid", lambda b, i: calls[i] - b)
+    return out
+
+
+def report(rungs, s):
+    rows = []
+    for rung, why in rungs:
+        if why is not None:
+            rows.append((rung, "-", "-", "-", "not offered here: " + why.split(": ", 1)[-1][:80]))
+            continue
+        e = s[rung]
+        rows.append((rung, "%.0f / %.0f" % (e["noport"]["added"], e["einval"]["added"]),
+                     "%.0f / %.0f" % (e["noport"]["floor"], e["einval"]["floor"]),
+                     "%.0f / %.0f" % (e["noport"]["work"], e["einval"]["work"]),
+                     "%.3f (%+.0f ns)" % (e["getppid_ratio"], e["getppid_added"])))
+    n = s["none"]
+    return table(("HOOK", "ADDED ns/bind ok/fail", "FLOOR ns ok/fail", "WORK ns ok/fail",
+                  "GETPPID vs UNTRACED"), rows) + (
+        "\nuntraced CPU per call: bind ok %.0f ns, bind fail %.0f ns, getppid %.0f ns" % (
+            n["noport"], n["einval"], n["getppid"]))
+
+
+if __name__ == "__main__":
+    a = sys.argv[1:]
+    rungs, s = measure(int(a[0]) if a else 5, int(a[1]) if len(a) > 1 else 200000,
+                       int(a[2]) if len(a) > 2 else 2000000)
+    print(report(rungs, s))
