@@ -11,6 +11,9 @@ PLUGINS = os.path.join(ROOT, "collection/ansible_collections/fleetaudit/bindtrac
 for _sub in ("module_utils", "plugin_utils"):
     if os.path.join(PLUGINS, _sub) not in sys.path:
         sys.path.insert(0, os.path.join(PLUGINS, _sub))
+if os.path.join(ROOT, "tests") not in sys.path:   # the shared test helpers
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+from helpers.net import free_port  # noqa: E402,F401  (the storms filter on a port of their own)
 
 BUILD = "/tmp/bindtrace-bench"
 STORM_SRC = os.path.join(ROOT, "tests", "bench", "bindstorm.c")
@@ -23,15 +26,6 @@ def storm_binary():
     if not os.path.exists(STORM_BIN) or os.path.getmtime(STORM_BIN) < os.path.getmtime(STORM_SRC):
         subprocess.run(["gcc", "-O2", "-Wall", "-pthread", "-o", STORM_BIN, STORM_SRC], check=True)
     return STORM_BIN
-
-
-def free_port():
-    """A port nobody else is binding right now (the storms filter on it)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Storm(object):

@@ -97,7 +97,7 @@ def start(ns, hostname, hostdir, addr, timeout=10.0):
     sshd daemonizes; its PID comes from the PidFile. Returns (pid, start_time)
     once the port accepts connections.
     """
-    from fleet_procs import start_time
+    from helpers.procs import start_time
 
     cfg = os.path.join(hostdir, "sshd_config")
     pidfile = os.path.join(hostdir, "sshd.pid")

@@ -39,11 +39,12 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
+for _path in (HERE, os.path.dirname(HERE)):   # this folder, and tests/ (the shared helpers)
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
 import fleet_net  # noqa: E402
-import fleet_procs  # noqa: E402
+from helpers import procs as fleet_procs  # noqa: E402
 import fleet_sshd  # noqa: E402
 
 DEFAULT_STATE = "/tmp/bindtrace-fleet"

@@ -19,8 +19,9 @@ PYTHON = "/usr/bin/python3"
 PROG_NAMES = ("bind_enter", "bind_exit", "bind_exit_compa", "bind_kret", "bind_kret_compa",
               "bind_fexit4", "bind_fexit4_com", "bind_fexit6", "bind_fexit6_com")
 
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "kernel"))
-from helpers import bpf_ids_of  # noqa: E402,F401  (one reader of /proc/<pid>/fdinfo)
+sys.path.insert(0, os.path.dirname(HERE))   # tests/: the shared helpers
+from helpers.kernel import bpf_ids_of  # noqa: E402,F401  (one reader of /proc/<pid>/fdinfo)
+from helpers.net import free_port  # noqa: E402,F401
 
 
 def ansible_env(tag, **extra):
@@ -182,12 +183,6 @@ def assert_nothing_left(play=None):
         if time.monotonic() > deadline:   # the kernel frees objects asynchronously
             raise AssertionError("left loaded: %s, orphan programs: %s" % (leaked, orphans))
         time.sleep(0.2)
-
-
-def free_port(kind=socket.SOCK_STREAM, family=socket.AF_INET):
-    with socket.socket(family, kind) as s:
-        s.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Workload(object):

@@ -14,7 +14,7 @@ import pytest
 from controller import connection_param
 from conftest import ROOT, VENV_BIN, ansible_env, run_adhoc
 from harness import Fleet
-import fleet_procs
+from helpers import procs as fleet_procs
 
 CONNECTIONS = ["ssh", connection_param("paramiko_ssh")]   # paramiko_ssh: ansible-core <= 2.20
 HARNESS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "harness.py")

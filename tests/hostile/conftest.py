@@ -48,12 +48,5 @@ def docker_images():
 def containers():
     """Container names a test uses, removed before and after it."""
     from dockerimg import remove
-    used = []
-
-    def use(name):
-        remove(name)
-        used.append(name)
-        return name
-    yield use
-    if used:
-        remove(*used)
+    from helpers.docker import container_names
+    yield from container_names(remove)

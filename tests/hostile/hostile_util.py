@@ -15,12 +15,15 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+if os.path.join(ROOT, "tests") not in sys.path:   # the shared helpers
+    sys.path.append(os.path.join(ROOT, "tests"))
 for sub in ("kernel", "fleet"):
     path = os.path.join(ROOT, "tests", sub)
     if path not in sys.path:
         sys.path.append(path)
 
-from helpers import CLI, bpf_ids_of, cli_env, live_bpf_ids  # noqa: E402,F401
+from helpers.kernel import CLI, bpf_ids_of, cli_env, live_bpf_ids  # noqa: E402,F401
+from helpers.procs import descendants  # noqa: E402
 
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 PLAYBOOK = os.path.join(ROOT, "playbooks", "trace_bind.yml")
@@ -48,32 +51,6 @@ def storm(binary, threads, per_thread, mode, port):
 
 # ------------------------------------------------------------ processes, BPF ids
 
-def children_map():
-    kids = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name) as f:
-                stat = f.read()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        kids.setdefault(ppid, []).append(int(name))
-    return kids
-
-
-def descendants(pid):
-    kids = children_map()
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        for c in kids.get(p, []):
-            out.append(c)
-            todo.append(c)
-    return out
-
-
 def links(ids):
     return sum(1 for kind, _ in ids if kind == "link_id")
 
@@ -88,7 +65,7 @@ def tracing(pid):
 
 def _candidates(root_pid, tag):
     if tag is None:
-        return [root_pid] + descendants(root_pid)
+        return descendants(root_pid)
     out = []
     for name in os.listdir("/proc"):
         if name.isdigit():

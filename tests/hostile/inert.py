@@ -5,9 +5,10 @@ import json
 import os
 import re
 import xml.etree.ElementTree as ET
-from html.parser import HTMLParser
 
 from hostile_util import ROOT
+
+from helpers.html import Collector
 
 TEMPLATES = os.path.join(ROOT, "collection/ansible_collections/fleetaudit/bindtrace/plugins/"
                          "plugin_utils/bindreport/templates")
@@ -23,30 +24,11 @@ def template_tags():
         return set(re.findall(r"<([a-z][a-z0-9]*)", f.read()))
 
 
-class _Html(HTMLParser):
-    def __init__(self):
-        super().__init__(convert_charrefs=True)
-        self.tags, self.attrs, self.scripts, self.text = [], [], [], []
-        self._in_script = False
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append(tag)
-        self.attrs.extend(attrs)
-        self._in_script = tag == "script"
-
-    def handle_endtag(self, tag):
-        if tag == "script":
-            self._in_script = False
-
-    def handle_data(self, data):
-        (self.scripts if self._in_script else self.text).append(data)
-
-
 def check_html(text):
     """-> the visible text. Only the template's tags, no event-handler or
     javascript: attributes, one script and it is report.js."""
     assert not CONTROL.search(text)
-    p = _Html()
+    p = Collector()
     p.feed(text)
     p.close()
     assert set(p.tags) <= template_tags(), set(p.tags) - template_tags()

@@ -11,7 +11,7 @@ import socket
 import struct
 
 from bindtrace.filters import make_config
-from helpers import trace_around
+from helpers.kernel import trace_around
 
 PORT = 29490
 LIBC = ctypes.CDLL(None, use_errno=True)

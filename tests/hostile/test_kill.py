@@ -131,7 +131,7 @@ def test_module_killed_timed_out_async_then_works_at_once(bindstorm, local_inven
 def sshd_sessions(fleet, host):
     """The sshd processes below the host's listening sshd: the per-connection
     sessions (the module's shell and python are their children)."""
-    from fleet_procs import descendants
+    from helpers.procs import descendants
     out = []
     for pid in descendants(host["pid"])[1:]:
         try:

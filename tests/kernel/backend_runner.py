@@ -14,12 +14,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)), "collection",
                                 "ansible_collections", "fleetaudit", "bindtrace", "plugins",
                                 "module_utils"))
-sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HERE))   # tests/: the shared helpers
 
 from bindtrace import BindtraceError  # noqa: E402
 from bindtrace.filters import make_config  # noqa: E402
 from bindtrace.trace import Tracer  # noqa: E402
-from helpers import bpf_ids_of  # noqa: E402
+from helpers.kernel import bpf_ids_of  # noqa: E402
 
 
 def say(obj):

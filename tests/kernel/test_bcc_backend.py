@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from helpers import live_bpf_ids
+from helpers.kernel import live_bpf_ids
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUNNER = os.path.join(HERE, "backend_runner.py")
@@ -190,7 +190,7 @@ def test_nothing_stays_loaded_after_bcc(traced):
 
 
 def run_cli(python, *args, env=None):
-    from helpers import cli_env
+    from helpers.kernel import cli_env
     e = cli_env()
     e.update(env or {})
     return subprocess.run([python, "-m", "bindtrace.cli"] + list(args) + ["--timeout", "0.2"],
@@ -257,7 +257,7 @@ def test_auto_unsupported_without_btf_and_bcc():
 
 def test_bcc_cli_traces_a_bind_as_a_user_runs_it():
     """The system interpreter runs the real CLI with the bcc backend."""
-    from helpers import cli_env
+    from helpers.kernel import cli_env
     port = free_base()
     proc = subprocess.Popen([SYSTEM_PYTHON, "-m", "bindtrace.cli", "--backend", "bcc", "-o",
                              "json", "-P", str(port), "--timeout", "30"],

@@ -9,7 +9,7 @@ the real kernel must then catch the wrong one. Runs under the system Python
 import json
 import subprocess
 
-from helpers import cli_env
+from helpers.kernel import cli_env
 
 SCRIPT = r'''
 import json, os, socket, time

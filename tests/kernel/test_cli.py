@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from helpers import CLI, TIME_FACTOR, bpf_ids_of, cli_env, live_bpf_ids, nc_binary
+from helpers.kernel import CLI, TIME_FACTOR, bpf_ids_of, cli_env, live_bpf_ids, nc_binary
 
 HEADER = "PID     COMM             PROTO  ADDR             PORT   OPTS   IF"
 

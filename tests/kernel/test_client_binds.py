@@ -8,7 +8,7 @@ import socket
 from bindtrace.facts import unexpected_failure
 from bindtrace.filters import make_config
 from bindtrace.facts import build_facts
-from helpers import trace_around
+from helpers.kernel import trace_around
 
 ME = os.getpid()
 IP_BIND_ADDRESS_NO_PORT = 24

@@ -16,7 +16,8 @@ from bindtrace.filters import make_config
 from bindtrace.ifnames import IfNames
 from bindtrace.trace import Tracer
 from dockerimg import USR_RO, docker, ensure_images, inspect, remove, remove_empty_cgroups
-from helpers import CLI, bpf_ids_of, cli_env, nc_binary
+from helpers.docker import container_names
+from helpers.kernel import CLI, bpf_ids_of, cli_env, nc_binary
 
 pytestmark = pytest.mark.docker
 
@@ -40,15 +41,7 @@ def images():
 @pytest.fixture
 def names():
     """Container names used by a test, removed afterwards (also before, if a run was cut short)."""
-    used = []
-
-    def use(name):
-        remove(name)
-        used.append(name)
-        return name
-    yield use
-    if used:
-        remove(*used)
+    yield from container_names(remove)
 
 
 def cgroup2():

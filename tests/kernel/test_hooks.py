@@ -15,7 +15,7 @@ from bindtrace import BindtraceError, hooks
 from bindtrace.facts import collect_facts
 from bindtrace.filters import make_config
 from bindtrace.trace import Tracer
-from helpers import CLI, bpf_ids_of, cli_env, trace_around
+from helpers.kernel import CLI, bpf_ids_of, cli_env, trace_around
 
 ME = os.getpid()
 IP_FREEBIND = 15

@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from helpers import CLI, LIBDIR, cli_env
+from helpers.kernel import CLI, LIBDIR, cli_env
 
 
 def run_in_private_mounts(setup, args=(), user=None):

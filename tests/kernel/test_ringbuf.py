@@ -10,19 +10,12 @@ from bindtrace.events import EVENT_FMT, Clock, decode_event
 from bindtrace.filters import make_config
 from bindtrace.ringbuf import RingBuffer, map_info
 
-from helpers import bpf_ids_of
+from helpers.kernel import bpf_ids_of
+from helpers.net import free_port
 
 ME = os.getpid()
 PAGE = os.sysconf("SC_PAGE_SIZE")
 RECORD = (EVENT_FMT.size + 8 + 7) // 8 * 8   # 8-byte header, 8-byte aligned
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Binder(object):

@@ -13,7 +13,7 @@ from bindtrace import BindtraceError
 from bindtrace.facts import collect_facts
 from bindtrace.filters import parse_start_at
 from bindreport.window import rfc3339_ns
-from helpers import bpf_ids_of
+from helpers.kernel import bpf_ids_of
 
 LEAD = 4.0      # seconds between the call and start_at: enough to load on a loaded machine
 WINDOW = 2.0

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from bindtrace.filters import make_config
-from helpers import nc_binary, run_py, trace_around
+from helpers.kernel import nc_binary, run_py, trace_around
 
 ME = os.getpid()
 IP_FREEBIND, IP_TRANSPARENT, IP_BIND_ADDRESS_NO_PORT = 15, 19, 24

@@ -3,7 +3,7 @@ every format stays valid, names stay inert, failed hosts carry their reasons."""
 import json
 import re
 import xml.etree.ElementTree as ET
-from html.parser import HTMLParser
+from helpers.html import Collector
 
 import report_facts as rf
 from bindreport import build_report, render, render_terminal
@@ -16,24 +16,6 @@ REASONS = {"broken": "tracefs is not mounted", "legacy": "unsupported: no kernel
 
 def model():
     return build_report(rf.fleet(), generated="2026-11-25T12:00:00Z")
-
-
-class Collector(HTMLParser):
-    def __init__(self):
-        super().__init__(convert_charrefs=True)
-        self.tags, self.attrs, self.scripts, self.text = [], [], [], []
-        self._in_script = False
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append(tag)
-        self.attrs.extend(attrs)
-        self._in_script = tag == "script"
-
-    def handle_endtag(self, tag):
-        self._in_script = False
-
-    def handle_data(self, data):
-        (self.scripts if self._in_script else self.text).append(data)
 
 
 def test_json_is_the_model_and_lists_every_bind():
