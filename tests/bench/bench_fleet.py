@@ -14,7 +14,8 @@ listed too); play = the playbook, whose report must show every host traced;
 spread = the start spread of the hosts' windows, from their facts (the
 report's summary.window); late = hosts that started more than 0.1 s after
 the first (launched after the play's start time: they end with the fleet,
-shorter); budget = window + ping + 5 s (issues 8 and 20).
+shorter); traced = hosts with a result (the others' reasons go to stderr);
+budget = window + ping + 5 s (issues 8 and 20).
 --bashrc adds ping with root's real HOME, i.e. with /root/.bashrc (pyenv init)
 sourced on every remote command, which the harness's sshd `SetEnv HOME` avoids.
 """
@@ -86,12 +87,15 @@ def play(fleet, n, connection, window, forks):
             traced = report["summary"]["traced"]
         except (OSError, ValueError, KeyError):
             traced, report = 0, None
-    if p.returncode != 0 or traced != n:
-        raise SystemExit("playbook over %s failed (%d/%d traced):\n%s"
-                         % (connection, traced, n, p.stdout[-3000:]))
+    if report is None:
+        raise SystemExit("playbook over %s wrote no report:\n%s" % (connection, p.stdout[-3000:]))
+    # a host that did not trace is a result too (its reason is printed), not a reason to stop
+    for h in report["hosts"]:
+        if h["status"] != "ok":
+            sys.stderr.write("%d hosts: %s %s: %s\n" % (n, h["name"], h["status"], h["reason"]))
     starts = sorted(s for s, _ in windows_of(report).values())
     late = sum(1 for s in starts if s - starts[0] > LATE * 1e9)
-    return secs, (starts[-1] - starts[0]) / 1e9, late
+    return secs, (starts[-1] - starts[0]) / 1e9 if starts else float("nan"), late, traced
 
 
 def bench_size(n, window, connections, bashrc, forks_modes=("default", "n")):
@@ -119,10 +123,11 @@ def _bench_size(n, window, connections, bashrc, forks_modes):
                 if forks == DEFAULT_FORKS and "default" in forks_modes:
                     continue   # the same run as the default row
                 warm = ping(fleet, n, conn, forks)
-                secs, spread, late = play(fleet, n, conn, window, forks)
+                secs, spread, late, traced = play(fleet, n, conn, window, forks)
                 rows.append({"hosts": n, "connection": conn, "up": up, "ping_cold": cold,
                              "forks": "%d (default)" % DEFAULT_FORKS if forks is None else str(forks),
                              "ping": warm, "play": secs, "spread": spread, "late": late,
+                             "traced": traced,
                              "window": window, "budget": window + warm + 5.0})
     finally:
         t0 = time.monotonic()
@@ -152,7 +157,7 @@ def table(rows):
         cols.append(("PING+BASHRC", "ping_with_bashrc", "%.2f"))
     cols += [("PLAY(%ss)" % rows[0]["window"], "play", "%.2f"), ("PLAY-PING", None, "%.2f"),
              ("BUDGET", "budget", "%.2f"), ("IN-BUDGET", None, "%s"), ("SPREAD", "spread", "%.3f"),
-             ("LATE", "late", "%d")]
+             ("LATE", "late", "%d"), ("TRACED", "traced", "%d")]
     lines = []
     cells = []
     for r in rows:

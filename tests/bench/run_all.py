@@ -263,10 +263,11 @@ def section_fleet(args):
             log("fleet %(hosts)d hosts, forks %(forks)s: play %(play).2fs, ping %(ping).2fs, "
                 "budget %(budget).2fs, start spread %(spread).3fs, late %(late)d" % r)
             rows.append(("fleet %d hosts, forks %s, %d s window (ssh)" % (n, r["forks"], WINDOW),
-                         "play %.1fs, ping %.1fs, start spread %.3fs" % (r["play"], r["ping"],
-                                                                           r["spread"]),
+                         "play %.1fs, ping %.1fs, start spread %.3fs, %d late, %d/%d traced" % (
+                             r["play"], r["ping"], r["spread"], r["late"], r["traced"], n),
                          "play - ping = %.1fs" % (r["play"] - r["ping"]),
-                         "<= %.1fs (window + ping + 5)" % r["budget"], r["play"] <= r["budget"]))
+                         "<= %.1fs (window + ping + 5)" % r["budget"],
+                         r["play"] <= r["budget"] and r["traced"] == n))
     return rows, raw
 
 
