@@ -15,8 +15,9 @@ import pytest
 from markupsafe import escape
 
 import report_facts as rf
+from helpers import report_rows
 from bindreport import (BindReportError, build_report, parallel, render, render_terminal, terminal,
-                        views, write_reports, writer)
+                        write_reports, writer)
 from bindreport.factcheck import facts_problem
 from bindreport.jsontext import Segment, pretty, report_text
 from bindreport.sanitize import markdown, visible
@@ -70,8 +71,8 @@ def test_json_is_the_cleaned_model_and_the_cache_changes_nothing(model):
 
 
 def test_bind_tables_equal_the_per_row_rendering(model):
-    rows = views.bind_rows(model)
-    columns = views.bind_columns(rows)
+    rows = report_rows.bind_rows(model)
+    columns = report_rows.bind_columns(rows)
     html = "".join(HTML_ROW.render(r=r, columns=columns, esc=lambda v: escape(visible(v)))
                    for r in rows)
     md = "".join(MD_ROW.render(r=r, columns=columns, md=markdown) for r in rows)

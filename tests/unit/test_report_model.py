@@ -4,8 +4,8 @@ import json
 import pytest
 
 import report_facts as rf
+from helpers import report_rows
 from bindreport import (BindReportError, build_report, classify_result, load_baseline, render)
-from bindreport import views
 
 
 def model(**kw):
@@ -76,21 +76,21 @@ def test_top_ports_ranked_by_hosts_then_listeners_then_binds():
 
 def test_bind_rows_sorted_by_host_then_port_and_k8s_columns_only_when_present():
     m = model()
-    rows = views.bind_rows(m)
+    rows = report_rows.bind_rows(m)
     assert [(r["host"], r["port"]) for r in rows][:4] == [("db1", 4444), ("db1", 5432), ("db1", 5432),
                                                          ("db1", 8000)]
-    titles = [t for t, _ in views.bind_columns(rows)]
+    titles = [t for t, _ in report_rows.bind_columns(rows)]
     # only plain containers here: the container name column, no other K8S.*
     assert titles == ["HOST", "VERDICT", "K8S.CONTAINERNAME", "PID", "COMM", "PROTO", "ADDR", "PORT",
                       "OPTS", "IF", "ERROR"]
     plain = build_report({"h": {"status": "ok", "facts": rf.facts("h", [rf.bind(1, "nc", 4242)])}})
-    prow = views.bind_rows(plain)
-    assert [t for t, _ in views.bind_columns(prow)] == [
+    prow = report_rows.bind_rows(plain)
+    assert [t for t, _ in report_rows.bind_columns(prow)] == [
         "HOST", "VERDICT", "PID", "COMM", "PROTO", "ADDR", "PORT", "OPTS", "IF"]
     k8s = {"node": "n1", "namespace": "default", "pod": "test-pod", "container": "test-pod"}
     kube = build_report({"h": {"status": "ok", "facts": rf.facts("h", [rf.bind(1, "nc", 4242, k8s=k8s)])}})
-    krows = views.bind_rows(kube)
-    assert [t for t, _ in views.bind_columns(krows)][2:6] == [
+    krows = report_rows.bind_rows(kube)
+    assert [t for t, _ in report_rows.bind_columns(krows)][2:6] == [
         "K8S.NODE", "K8S.NAMESPACE", "K8S.PODNAME", "K8S.CONTAINERNAME"]
     assert (krows[0]["k8s_pod"], krows[0]["k8s_container"]) == ("test-pod", "test-pod")
 

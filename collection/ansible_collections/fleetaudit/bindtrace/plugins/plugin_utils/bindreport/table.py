@@ -1,7 +1,8 @@
 """The bind table of the whole fleet, column by column, made once per model
 and shared by the terminal, Markdown and HTML renderers.
 
-Same rows, order and columns as views.bind_rows / views.bind_columns, but
+Same rows, order and columns as the one-dict-per-row form the tests check it
+against (tests/helpers/report_rows.py), but
 held as one list per column (no dict per row), and each renderer escapes
 every distinct value once (Cells) instead of every cell: a fleet repeats the
 same host names, commands, addresses and ports over and over."""
@@ -55,7 +56,7 @@ def _sort_key(v):
 
 def _sorted_fields(model):
     """([host name per row], [FIELDS tuple per row]) sorted as
-    views.bind_rows: by host, then port, proto, addr, pid, comm; stable. The
+    report_rows.bind_rows: by host, then port, proto, addr, pid, comm; stable. The
     hosts are sorted by name already, so each run of same-named hosts is
     sorted on its own."""
     names, rows = [], []
@@ -119,7 +120,7 @@ class BindTable(object):
             titles.append(views.CONTAINER_COLUMN)
         titles.extend(views.SEED_COLUMNS)
         titles.extend(c for c in views.OPTIONAL_COLUMNS if any(cols[c[1]]))
-        self.titles = titles          # = views.bind_columns(views.bind_rows(model))
+        self.titles = titles          # = report_rows.bind_columns(report_rows.bind_rows(model))
         # each column as codes into its distinct values: renderers escape the
         # distinct values only, then index (cheaper than a lookup per cell)
         self._codes = {}

@@ -2,7 +2,7 @@
 
 Rows keep raw values; each renderer escapes for its own format.
 """
-from .fields import CELLS, COLUMNS, OPTIONAL_COLUMNS
+from .fields import COLUMNS, OPTIONAL_COLUMNS  # noqa: F401  (OPTIONAL_COLUMNS: the table reads it here)
 
 # (title, row key); the seed's columns of `ig trace bind` plus HOST and VERDICT.
 K8S_COLUMNS = (("K8S.NODE", "k8s_node"), ("K8S.NAMESPACE", "k8s_namespace"),
@@ -34,20 +34,6 @@ def _sort_key(row):
             str(row["addr"]), row["pid"] if isinstance(row["pid"], int) else -1, str(row["comm"]))
 
 
-def bind_rows(model):
-    """Every bind of every host, sorted by host then port."""
-    rows = []
-    for host in model["hosts"]:
-        for b in (host["facts"] or {}).get("binds") or []:
-            row = {key: CELLS[key](b) for _, key in COLUMNS + OPTIONAL_COLUMNS}
-            row.update(host=host["name"], verdict=_verdict(b), count=b.get("count", 1),
-                       user=b.get("user"), unexpected=b.get("verdict") == "unexpected")
-            row.update(_identity(b))
-            rows.append(row)
-    rows.sort(key=_sort_key)
-    return rows
-
-
 def listener_rows(host):
     rows = []
     for l in (host["facts"] or {}).get("listeners") or []:
@@ -72,13 +58,6 @@ def identity_columns(rows):
     return cols
 
 
-def bind_columns(rows):
-    """HOST, VERDICT, the seed's columns; ERROR only when some bind failed."""
-    cols = [("HOST", "host"), ("VERDICT", "verdict")] + identity_columns(rows) + list(SEED_COLUMNS)
-    cols.extend(c for c in OPTIONAL_COLUMNS if any(r[c[1]] for r in rows))
-    return cols
-
-
 def listener_columns(rows):
     return [("VERDICT", "verdict")] + identity_columns(rows) + list(LISTENER_COLUMNS)
 
@@ -100,13 +79,3 @@ def hooks_used(model, names=5):
         by.setdefault(hook if isinstance(hook, str) and hook else "?", []).append(host["name"])
     return [(hook, len(hosts), hosts[:names])
             for hook, hosts in sorted(by.items(), key=lambda kv: (-len(kv[1]), kv[0]))]
-
-
-def unexpected_listeners(model):
-    """{host name: [listener rows]} for hosts with unexpected listeners."""
-    out = []
-    for host in model["hosts"]:
-        rows = [r for r in listener_rows(host) if r["unexpected"]]
-        if rows:
-            out.append((host["name"], rows))
-    return out
