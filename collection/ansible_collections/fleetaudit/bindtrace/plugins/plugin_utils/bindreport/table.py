@@ -176,7 +176,7 @@ def listener_rows(model):
 
 
 def unexpected_listeners(model):
-    """As views.unexpected_listeners, from the cached listener rows."""
+    """{host name: [listener rows]} for hosts with unexpected listeners, from the cached rows."""
     out = []
     for host, rows in zip(model["hosts"], listener_rows(model)):
         rows = [r for r in rows if r["unexpected"]]
