@@ -49,6 +49,15 @@ struct {
 	__type(value, struct bind_stats);
 } summary SEC(".maps");
 
+/* every socket that listened during the window (both modes): the host marks
+ * the binds that became listeners, and keeps listeners that came and went */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct listen_key);
+	__type(value, struct listen_stats);
+} listens SEC(".maps");
+
 /* bitmap of ports to keep: 1024 x 64 bits */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -401,6 +410,109 @@ static __always_inline int on_proto_bind(struct socket *sock, const void *uaddr,
 			   fast);
 }
 
+/* listen() succeeded on sk: count it in the listens map, keyed by who and
+ * where (the same filters as binds; a listener's own port is matched). */
+static __always_inline int record_listen(struct task_struct *task, __u64 pid_tgid,
+					 struct sock *sk, struct file *file, __u32 backlog,
+					 bool fast)
+{
+	struct listen_key k;
+	__builtin_memset(&k, 0, sizeof(k));
+	struct sock_common *skc = 0;
+	if (fast)
+		skc = CAST(sk, struct sock_common);
+	__u16 family = fast ? skc->skc_family : BPF_CORE_READ(&sk->__sk_common, skc_family);
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
+	k.netns = fast ? skc->skc_net.net->ns.inum
+		       : BPF_CORE_READ(&sk->__sk_common, skc_net.net, ns.inum);
+	if (cfg.filter_netns && k.netns != cfg.netns)
+		return 0;
+	k.port = bpf_ntohs(fast ? CAST(sk, struct inet_sock)->inet_sport
+				: BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
+	if (cfg.filter_ports && !port_wanted(k.port))
+		return 0;
+	if (family == AF_INET) {
+		k.family = 4;
+		__be32 a = fast ? skc->skc_rcv_saddr
+				: BPF_CORE_READ(&sk->__sk_common, skc_rcv_saddr);
+		__builtin_memcpy(k.addr, &a, 4);
+	} else {
+		k.family = 6;
+		if (fast)
+			__builtin_memcpy(k.addr, &skc->skc_v6_rcv_saddr, 16);
+		else
+			bpf_probe_read_kernel(k.addr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+	}
+	k.proto = fast ? BPF_CORE_READ_BITFIELD(CAST(sk, struct sock), sk_protocol)
+		       : BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol);
+	k.pid = pid_tgid >> 32;
+	k.uid = (__u32)bpf_get_current_uid_gid();
+	k.cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(k.comm, sizeof(k.comm));
+
+	__u64 now = bpf_ktime_get_boot_ns();
+	__u64 ino = fast ? CAST(file, struct file)->f_inode->i_ino
+			 : BPF_CORE_READ(file, f_inode, i_ino);
+	struct listen_stats *st = bpf_map_lookup_elem(&listens, &k);
+	if (!st) {
+		struct listen_stats init = { .first_ts = now };
+		if (bpf_map_update_elem(&listens, &k, &init, BPF_NOEXIST) &&
+		    bpf_map_lookup_elem(&listens, &k) == 0) {
+			stat_inc(STAT_LISTENS_FULL);
+			return 0;
+		}
+		st = bpf_map_lookup_elem(&listens, &k);
+		if (!st)
+			return 0;
+	}
+	__sync_fetch_and_add(&st->count, 1);
+	st->last_ts = now;
+	st->sock_ino = ino;
+	st->backlog = backlog;
+	return 0;
+}
+
+/* listen(2) has returned (tracepoint, kretprobe): fd and backlog are still in
+ * the caller's saved registers. Failed listens (a UDP socket: EOPNOTSUPP)
+ * opened nothing and are not recorded. */
+static __always_inline int on_listen_exit(__s32 ret, bool fast)
+{
+	if (ret != 0)
+		return 0;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!caller_wanted(0, pid_tgid))
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	__u32 fd = (__u32)SYSCALL_ARG1(regs);
+	struct sock *sk = fd_to_sock(task, fd, fast);
+	if (!sk)
+		return 0;
+	struct fdtable *fdt = task->files->fdt;
+	struct file *file = 0;
+	bpf_probe_read_kernel(&file, sizeof(file), &fdt->fd[fd]);
+	if (!file)
+		return 0;
+	return record_listen(task, pid_tgid, sk, file, (__u32)SYSCALL_ARG2(regs), fast);
+}
+
+/* fexit on inet_listen(struct socket *, int backlog): also listens that do
+ * not come from listen(2) (io_uring IORING_OP_LISTEN, kernel_listen). */
+static __always_inline int on_proto_listen(struct socket *sock, int backlog, __s32 ret, bool fast)
+{
+	if (ret != 0)
+		return 0;
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	if (!caller_wanted(0, pid_tgid))
+		return 0;
+	struct sock *sk = fast ? sock->sk : BPF_CORE_READ(sock, sk);
+	struct file *file = fast ? sock->file : BPF_CORE_READ(sock, file);
+	if (!sk || !file)
+		return 0;
+	return record_listen(bpf_get_current_task_btf(), pid_tgid, sk, file, (__u32)backlog, fast);
+}
+
 /* Every entry point comes in two builds; the loader keeps one program:
  * NAME reads fields through bpf_rdonly_cast (Linux 6.2+), NAME_compat
  * through probe reads (5.15+). The kernel keeps 15 characters of a name. */
@@ -446,5 +558,41 @@ FEXIT_BIND(bind_fexit4, inet_bind, true)
 FEXIT_BIND(bind_fexit4_compat, inet_bind, false)
 FEXIT_BIND(bind_fexit6, inet6_bind, true)
 FEXIT_BIND(bind_fexit6_compat, inet6_bind, false)
+
+/* listen(): the same rungs and builds as bind; the loader loads the listen
+ * program of the rung and build it chose for bind. */
+SEC("tracepoint/syscalls/sys_exit_listen")
+int listen_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_listen_exit((__s32)ctx->ret, true);
+}
+
+SEC("tracepoint/syscalls/sys_exit_listen")
+int listen_exit_compat(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_listen_exit((__s32)ctx->ret, false);
+}
+
+SEC("kretprobe/" SYSCALL_PREFIX "listen")
+int listen_kret(struct pt_regs *ctx)
+{
+	return on_listen_exit((__s32)REGS_RC(ctx), true);
+}
+
+SEC("kretprobe/" SYSCALL_PREFIX "listen")
+int listen_kret_compat(struct pt_regs *ctx)
+{
+	return on_listen_exit((__s32)REGS_RC(ctx), false);
+}
+
+#define FEXIT_LISTEN(name, fast)						\
+	SEC("fexit/inet_listen")						\
+	int name(__u64 *ctx)							\
+	{									\
+		return on_proto_listen((struct socket *)ctx[0], (int)ctx[1],	\
+				       (__s32)ctx[2], fast);			\
+	}
+FEXIT_LISTEN(listen_fexit, true)
+FEXIT_LISTEN(listen_fexit_compat, false)
 
 char LICENSE[] SEC("license") = "GPL";

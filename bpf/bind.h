@@ -19,7 +19,8 @@
 #define STAT_SUMMARY_FULL  1 /* summary hash full: a new distinct bind not recorded */
 #define STAT_INFLIGHT_FULL 2 /* unused since the entry program went away; slot kept for layout */
 #define STAT_SEEN          3 /* events mode: binds that passed every filter */
-#define STAT_MAX           4
+#define STAT_LISTENS_FULL  4 /* listens hash full: a new listening socket not recorded */
+#define STAT_MAX           5
 
 #define BIND_MODE_EVENTS  0
 #define BIND_MODE_SUMMARY 1
@@ -66,6 +67,31 @@ struct bind_stats {
 	__u16 port_max;
 	__u32 first_pid;
 	__u32 first_ppid;
+	__u32 _pad;
+};
+
+/* One successful listen() of the window: the listens map's key. The host
+ * joins it with the bind records on (netns, pid, proto, family, addr, port)
+ * and with the listener snapshot on the socket inode. */
+struct listen_key {
+	__u64 cgroup_id;
+	__u32 pid;          /* tgid */
+	__u32 uid;
+	__u32 netns;
+	__u16 proto;
+	__u16 port;         /* the listening port (listen() picks one when unbound) */
+	__u8 family;
+	__u8 _pad[3];
+	__u8 addr[16];
+	char comm[TASK_COMM_LEN];
+};
+
+struct listen_stats {
+	__u64 count;        /* listen() calls with this key */
+	__u64 first_ts;
+	__u64 last_ts;
+	__u64 sock_ino;     /* inode of the last socket that listened with this key */
+	__u32 backlog;      /* its backlog argument, as the caller passed it */
 	__u32 _pad;
 };
 

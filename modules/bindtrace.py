@@ -71,7 +71,9 @@ def trace(**kwargs):
     max_records (500; "unlimited" for no cap), pid, ports
     (4242, "22,8000-8100" or a list), ignore_errors (true), comm, uid, netns
     (all|host|inode), containername, scope (all|host|containers), backend
-    (auto|core|bcc), hook (auto|fexit|kprobe|tracepoint), listeners (true), allow (list of rules), fail_on_unexpected.
+    (auto|core|bcc), hook (auto|fexit|kprobe|tracepoint), listeners (true), allow (list of
+    rules; keys include exe, unit, package, exposure, and owner/ticket/expires for
+    exceptions), fail_on_unexpected, cmdline (redacted|full|none).
 
     With fail_on_unexpected, anything no allow rule matches fails the job
     (exit code 1) naming it; the dict is still returned.

@@ -19,6 +19,8 @@ Sections:
             and forks = hosts (bench_fleet.py)
   report    aggregation + all formats for 1000 hosts x 200 binds (bench_report.py)
   scale     10,000 hosts x 200 records from 10 slices merged by bind-report, all formats (bench_report_scale.py)
+  listeners listener snapshot with 100k established connections: sock_diag vs /proc/net,
+            owner lookup by cgroup vs every fd (bench_listeners.py)
 """
 import argparse
 import json
@@ -34,7 +36,8 @@ from bench_common import fmt_rate, table
 
 # backends first: a child's ru_maxrss starts at its parent's RSS (fork + exec keep
 # the high-water mark), so the children are spawned while this process is small
-SECTIONS = ("backends", "cost", "hooks", "storm", "table", "fleet", "report", "scale")
+SECTIONS = ("backends", "cost", "hooks", "storm", "table", "fleet", "report", "scale",
+            "listeners")
 WINDOW = 5
 
 
@@ -295,8 +298,16 @@ def section_scale(args):
              "%.2fx the budget" % (html / scale.HTML_BUDGET_MB), "<= 25 MB", html <= scale.HTML_BUDGET_MB)], m
 
 
+def section_listeners(args):
+    import bench_listeners
+    m = bench_listeners.measure(10000 if args.quick else 100000)
+    log(bench_listeners.report(m))
+    return bench_listeners.rows(m), m
+
+
 RUN = {"cost": section_cost, "hooks": section_hooks, "storm": section_storm, "backends": section_backends,
-       "table": section_table, "fleet": section_fleet, "report": section_report, "scale": section_scale}
+       "table": section_table, "fleet": section_fleet, "report": section_report, "scale": section_scale,
+       "listeners": section_listeners}
 
 
 def main(argv=None):

@@ -17,6 +17,8 @@ PYTHON = "/usr/bin/python3"
 # the kernel keeps 15 characters of a program name: bind_exit_compat -> bind_exit_compa
 # (one program per hook rung and build: tracepoint, kretprobe, fexit on inet_bind/inet6_bind)
 PROG_NAMES = ("bind_enter", "bind_exit", "bind_exit_compa", "bind_kret", "bind_kret_compa",
+              "listen_exit", "listen_exit_com", "listen_kret", "listen_kret_com", "listen_fexit",
+              "listen_fexit_co",
               "bind_fexit4", "bind_fexit4_com", "bind_fexit6", "bind_fexit6_com")
 
 sys.path.insert(0, os.path.dirname(HERE))   # tests/: the shared helpers
@@ -222,7 +224,8 @@ except OSError as e:
     err = errno.errorcode[e.errno]
 out = {"pid": os.getpid(), "ppid": os.getppid(), "err": err,
        "inodes": [os.fstat(t.fileno()).st_ino, os.fstat(u.fileno()).st_ino],
-       "netns": os.stat("/proc/self/ns/net").st_ino, "mntns": os.stat("/proc/self/ns/mnt").st_ino}
+       "netns": os.stat("/proc/self/ns/net").st_ino, "mntns": os.stat("/proc/self/ns/mnt").st_ino,
+       "exe": os.readlink("/proc/self/exe")}
 """ + HOLD
 
 # N x (socket, SO_REUSEADDR, bind to one fixed port, close)

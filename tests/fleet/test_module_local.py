@@ -9,13 +9,16 @@ import subprocess
 
 import pytest
 
+from bindtrace.listeners import LISTENER_KEYS
+from bindtrace.record import BIND_FACT_KEYS
 from controller import core_version
 from module_run import (EXACT, LISTEN, LOOP, ROOT, VENV_BIN, Play, Workload, ansible_env,
                         assert_nothing_left, free_port, run, trace_bind_cli, trace_task, wait_attached)
 
 FACT_KEYS = {"schema", "host", "window", "mode", "filters", "binds", "listeners", "lost",
              "dropped", "truncated", "summary_full", "unexpected", "counts", "missing_fields",
-             "policy"}
+             "policy", "snapshot", "listens_full"}
+SNAPSHOT_NEW_KEYS = LISTENER_KEYS[LISTENER_KEYS.index("verdict") + 1:]
 
 
 def facts_of(result):
@@ -66,9 +69,11 @@ def test_localhost_facts_hold_exactly_the_workloads_binds_with_the_cli_fields():
     cli_events = [json.loads(line) for line in cli_out.splitlines()]
     assert len(cli_events) == 3
     for fact, ev in zip(binds, cli_events):
-        assert set(fact) == set(ev) | {"verdict"}
-        strip = lambda d: {k: v for k, v in d.items() if k not in ("timestamp", "verdict")}  # noqa
+        assert set(fact) == set(ev) | set(BIND_FACT_KEYS)
+        strip = lambda d: {k: v for k, v in d.items()   # noqa: E731
+                           if k != "timestamp" and k not in BIND_FACT_KEYS}
         assert strip(fact) == strip(ev)
+        assert (fact["exe"], fact["exposure"]) == (w["exe"], "loopback")
     assert facts["counts"] == {"binds": 3, "records": 3, "listeners": len(facts["listeners"]),
                                "client_binds": 0, "unexpected_binds": 0,
                                "unexpected_listeners": 0, "omitted_binds": 0,
@@ -78,15 +83,22 @@ def test_localhost_facts_hold_exactly_the_workloads_binds_with_the_cli_fields():
     assert facts["policy"] == {"rules": 0}
     # the snapshot at the end of the window has the workload's two sockets
     mine = [l for l in facts["listeners"] if l["pid"] == w["pid"]]
+    # beyond the /proc/net fields: exposure, identity, from socket diagnostics
+    assert facts["snapshot"]["source"] == "sock_diag"
+    NEW = [{k: l[k] for k in l if k in SNAPSHOT_NEW_KEYS} for l in mine]
+    assert [(n["v6only"], n["exposure"], n["exposure_families"], n["exe"], n["seen"],
+             n["listened"]) for n in NEW] == [
+        (None, "loopback", [4], w["exe"], "snapshot", True),   # it listened within the window
+        (True, "loopback", [6], w["exe"], "snapshot", None)]   # UDP: no listen()
     assert mine == [
         {"proto": "TCP", "family": 4, "addr": "127.0.0.1", "port": p1, "state": "LISTEN",
          "inode": w["inodes"][0], "uid": 0, "user": "root", "pid": w["pid"], "comm": "python3",
          "netns": w["netns"], "container": mine[0]["container"], "k8s": mine[0]["k8s"],
-         "verdict": None},
+         "verdict": None, **NEW[0]},
         {"proto": "UDP", "family": 6, "addr": "::1", "port": p2, "state": "UNCONN",
          "inode": w["inodes"][1], "uid": 0, "user": "root", "pid": w["pid"], "comm": "python3",
          "netns": w["netns"], "container": mine[1]["container"], "k8s": mine[1]["k8s"],
-         "verdict": None}]
+         "verdict": None, **NEW[1]}]
     assert_nothing_left(play)
 
 
@@ -261,7 +273,8 @@ BAD = [
                               "[{port: 22, proto: tcp}, {addr: loopback}]"),
     ({"allow": [{"port": 22}, {"prot": "tcp"}]},
      "invalid allow rule 1, key 'prot' ('tcp'): unknown key; rule keys are port, proto, addr, "
-     "comm, user, container, host, client, name, description"),
+     "comm, user, container, host, client, exe, unit, package, exposure, name, description, "
+     "owner, ticket, expires"),
     ({"allow": [{"port": 0}]}, "invalid allow rule 0, key 'port' (0): expected a port 1-65535, a "
                                "range like \"8000-8100\", or a list of those"),
     ({"allow": [{"addr": "10.0.0.0/40"}]},
@@ -270,9 +283,9 @@ BAD = [
     ({"fail_on_unexpected": True}, "fail_on_unexpected needs a policy: set allow to a list of "
                                    "rules (an empty list allows nothing)"),
     ({"bogus": 1}, "Unsupported parameters for (fleetaudit.bindtrace.trace_bind) module: bogus. "
-                   "Supported parameters include: allow, backend, comm, containername, duration, "
-                   "fail_on_unexpected, ignore_errors, listeners, max_events, max_records, mode, "
-                   "netns, pid, "
+                   "Supported parameters include: allow, backend, cmdline, comm, containername, "
+                   "duration, fail_on_unexpected, ignore_errors, listeners, max_events, "
+                   "max_records, mode, netns, pid, "
                    "ports, scope, uid."),
 ]
 

@@ -6,6 +6,7 @@ listener snapshot is exactly that host's sockets."""
 import pytest
 
 from bindtrace.events import EVENT_KEYS
+from bindtrace.record import BIND_FACT_KEYS
 from controller import connection_param
 from module_run import EXACT, PYTHON, Play, Workload, assert_nothing_left, pids_in_netns, trace_task
 
@@ -35,7 +36,7 @@ def test_ssh_facts_hold_exactly_the_binds_made_in_the_host(fleet, connection):
     assert facts["host"]["netns"] == inode
     assert facts["filters"]["netns"] == "host"
     binds = facts["binds"]
-    assert [set(b) for b in binds] == [set(EVENT_KEYS) | {"verdict"}] * 3
+    assert [set(b) for b in binds] == [set(EVENT_KEYS) | set(BIND_FACT_KEYS)] * 3
     assert [(b["pid"], b["proto"], b["family"], b["addr"], b["port"], b["requested_addr"],
              b["requested_port"], b["error"], b["comm"], b["netns"]) for b in binds] == [
         (w["pid"], "TCP", 4, "127.0.0.1", p1, "127.0.0.1", p1, None, "python3", inode),

@@ -9,6 +9,7 @@ import tempfile
 
 import pytest
 
+from bindtrace.record import BIND_FACT_KEYS
 from module_run import EXACT, Play, Workload, assert_nothing_left, free_port, trace_task
 from salt_run import (ROOT, ensure_salt, local_return, minion_config, salt_call, salt_popen,
                       traced_by_salt, wait_salt_tracer)
@@ -18,12 +19,12 @@ LIBRARY = os.path.join(ROOT, "collection", "ansible_collections", "fleetaudit", 
 
 FACT_KEYS = {"schema", "host", "window", "mode", "filters", "binds", "listeners", "lost",
              "dropped", "truncated", "summary_full", "unexpected", "counts", "missing_fields",
-             "policy"}
-SUMMARY_BIND_KEYS = {"schema", "timestamp", "pid", "tid", "ppid", "uid", "gid", "user", "comm",
-                     "proto", "family", "addr", "port", "requested_addr", "requested_port", "client",
-                     "opts", "options", "if_index", "if", "error", "ret", "netns", "mntns", "cgroup_id",
-                     "container", "k8s", "count", "first_seen", "last_seen", "port_min",
-                     "port_max", "verdict"}
+             "policy", "snapshot", "listens_full"}
+SUMMARY_BIND_KEYS = set(BIND_FACT_KEYS) | {
+    "schema", "timestamp", "pid", "tid", "ppid", "uid", "gid", "user", "comm", "proto", "family",
+    "addr", "port", "requested_addr", "requested_port", "client", "opts", "options", "if_index",
+    "if", "error", "ret", "netns", "mntns", "cgroup_id", "container", "k8s", "count",
+    "first_seen", "last_seen", "port_min", "port_max", "verdict"}
 NO_OPTIONS = {"reuseport": False, "reuseaddr": False, "bind_address_no_port": False,
               "transparent": False, "freebind": False}
 
@@ -144,7 +145,8 @@ def test_sigterm_ends_the_job_with_a_message_and_nothing_stays_loaded(salt_cfg):
     (("duration=3", "ports=99999"), "invalid ports entry '99999': expected port numbers 1-65535 "
                                     "or ranges like 8000-8100, comma separated"),
     (("duration=0",), "invalid duration 0: expected seconds, more than 0 and at most 3600"),
-    (("prots=4242",), "unknown option prots: expected any of allow, backend, comm, "
+    (("prots=4242",), "unknown option prots: expected any of allow, backend, cmdline, "
+                      "comm, "
                       "containername, duration, fail_on_unexpected, ignore_errors, listeners, "
                       "max_events, max_records, mode, netns, pid, ports, scope, uid"),
     (("fail_on_unexpected=true",), "fail_on_unexpected needs a policy: set allow to a list of "

@@ -104,7 +104,9 @@ def test_seed_flags_ignore_errors_false_pid_and_ports():
     time.sleep(0.3)
     rc, out, _ = finish(proc)
     rows = [l.split() for l in out.splitlines()]
-    assert rows == [[str(os.getpid()), rows[0][1], "TCP", "0.0.0.0", "0", ".....", "EADDRINUSE"],
+    # the failed bind shows what it asked for (the socket itself stays at 0.0.0.0:0)
+    assert rows == [[str(os.getpid()), rows[0][1], "TCP", "127.0.0.1", str(busy), ".....",
+                     "EADDRINUSE"],
                     [str(os.getpid()), rows[0][1], "TCP", "127.0.0.1", "47103", "....."]]
     for x in (listener, s, t, u):
         x.close()

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from bindtrace import cgroupfs
 from bindtrace.listeners import decode_addr, parse_table, snapshot
 
 # A child that opens the sockets it is told to, prints their bound names, then
@@ -91,31 +92,51 @@ def test_parse_table_keeps_listen_and_unconnected_udp_only():
          "inode": 11, "uid": 0}]
 
 
-def test_real_sockets_exact_addr_port_owner():
+BASE_KEYS = ["proto", "family", "addr", "port", "state", "inode", "uid", "user", "pid", "comm",
+             "netns", "container", "k8s", "verdict"]
+
+
+@pytest.mark.parametrize("source", ["sock_diag", "proc_net"])
+def test_real_sockets_exact_addr_port_owner(source):
     specs = [["TCP", 4, "127.1.2.3", True], ["TCP", 6, "::1", True], ["UDP", 4, "0.0.0.0", False],
              ["UDP", 6, "::1", False], ["TCP", 4, "127.0.0.1", False],  # bound, not listening
              ["TCP", 6, "::", True]]
     child = Child(specs)
     try:
-        snap = by_inode(snapshot("host"))
+        snap = by_inode(snapshot("host", source=source))
         common = {"uid": 0, "user": "root", "pid": child.pid, "comm": "python3",
                   "netns": child.netns, "container": None, "k8s": None, "verdict": None}
         want = [("TCP", 4, "127.1.2.3", "LISTEN"), ("TCP", 6, "::1", "LISTEN"),
                 ("UDP", 4, "0.0.0.0", "UNCONN"), ("UDP", 6, "::1", "UNCONN"), None,
                 ("TCP", 6, "::", "LISTEN")]
-        for sock, w in zip(child.socks, want):
+        # the child sets IPV6_V6ONLY on its :: socket; sock_diag reads it, /proc/net cannot
+        v6only = {"sock_diag": [None, True, None, True, None, True],
+                  "proc_net": [None] * 6}[source]
+        exposure = [("loopback", [4]), ("loopback", [6]), ("wildcard", [4]), ("loopback", [6]),
+                    None, ("wildcard", [6] if source == "sock_diag" else [4, 6])]
+        for i, (sock, w) in enumerate(zip(child.socks, want)):
             if w is None:
                 assert sock["inode"] not in snap     # bound but not listening: no listener
                 continue
             expected = dict(common, proto=w[0], family=w[1], addr=w[2], port=sock["port"],
                             state=w[3], inode=sock["inode"])
-            assert snap[sock["inode"]] == expected
-            assert list(snap[sock["inode"]]) == ["proto", "family", "addr", "port", "state",
-                                                 "inode", "uid", "user", "pid", "comm", "netns",
-                                                 "container", "k8s", "verdict"]
+            rec = snap[sock["inode"]]
+            assert {k: rec[k] for k in BASE_KEYS} == expected
+            assert list(rec)[:len(BASE_KEYS)] == BASE_KEYS
+            assert (rec["v6only"], rec["exposure"], rec["exposure_families"]) == (
+                (v6only[i],) + exposure[i])
+            assert rec["exe"] == os.path.realpath("/usr/bin/python3")
+            assert rec["cmdline"].startswith("/usr/bin/python3 -c ")
+            assert rec["seen"] == "snapshot"
+            if source == "sock_diag":
+                with open("/proc/%d/cgroup" % child.pid) as f:
+                    path = [l.split(":", 2)[2] for l in f.read().splitlines()
+                            if l.startswith("0::")][0]
+                assert rec["cgroup_id"] == os.stat(
+                    cgroupfs.v2_root() + path.rstrip("/")).st_ino
     finally:
         child.close()
-    after = by_inode(snapshot("host"))
+    after = by_inode(snapshot("host", source=source))
     assert not set(s["inode"] for s in child.socks) & set(after)
 
 

@@ -66,4 +66,4 @@ def test_documentation_matches_argument_spec():
     ret = yaml.safe_load(module.RETURN)["ansible_facts"]["contains"]["bind_trace"]["contains"]
     assert set(ret) == {"schema", "host", "window", "mode", "filters", "binds", "listeners", "lost",
                         "dropped", "truncated", "summary_full", "unexpected", "counts",
-                        "missing_fields", "policy"}
+                        "missing_fields", "policy", "snapshot", "listens_full"}

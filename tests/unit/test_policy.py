@@ -111,7 +111,8 @@ def test_no_policy_returns_nothing_unexpected():
              "{port: 22, proto: tcp}"),
     ([{"port": 22}, {"prot": "tcp"}], "invalid allow rule 1, key 'prot' ('tcp'): unknown key; "
                                       "rule keys are port, proto, addr, comm, user, container, "
-                                      "host, client, name, description"),
+                                      "host, client, exe, unit, package, exposure, name, "
+                                      "description, owner, ticket, expires"),
     ([{"port": 0}], "invalid allow rule 0, key 'port' (0): expected a port 1-65535, a range like "
                     "\"8000-8100\", or a list of those"),
     ([{"port": 70000}], "invalid allow rule 0, key 'port' (70000): expected a port 1-65535"),

@@ -65,7 +65,7 @@ def test_a_member_without_a_row_fails(tmp_path):
 
 
 def test_a_member_of_another_size_fails(tmp_path):
-    _gen, structs = compiled_layout(tmp_path, lambda h: h.replace("__u16 port;", "__u32 port;"))
+    _gen, structs = compiled_layout(tmp_path, lambda h: h.replace("__u16 port;", "__u32 port;", 1))
     assert record.layout_problems(structs) == [
         "bind.h member bind_key.port is 4 bytes (u) but record.py's row says 'H'"]
 
@@ -81,7 +81,7 @@ def test_a_row_without_a_member_fails(tmp_path):
 
 def test_make_bpf_refuses_a_disagreement(tmp_path):
     """gen_layout (make bpf) exits naming the difference and writes nothing."""
-    _gen, _ = compiled_layout(tmp_path, lambda h: h.replace("__u16 port;", "__u32 port;"))
+    _gen, _ = compiled_layout(tmp_path, lambda h: h.replace("__u16 port;", "__u32 port;", 1))
     out = os.path.join(LIB, "bind_h.py")
     before = open(out).read()
     proc = subprocess.run(["python3", os.path.join(BPF, "gen_layout.py"), "--check",
@@ -97,7 +97,7 @@ def test_make_bpf_refuses_a_disagreement(tmp_path):
 def test_everything_else_is_derived_from_the_table():
     assert events.EVENT_KEYS == tuple(f.name for f in record.FIELDS if record.BIND in f.records)
     assert set(factcheck.INT_FIELDS) | set(factcheck.TEXT_FIELDS) | set(factcheck.MAP_FIELDS) | \
-        set(factcheck.BOOL_FIELDS) == {f.name for f in record.FIELDS}
+        set(factcheck.BOOL_FIELDS) | set(factcheck.LIST_FIELDS) == {f.name for f in record.FIELDS}
     assert [t for t, _ in views.SEED_COLUMNS] == ["PID", "COMM", "PROTO", "ADDR", "PORT", "OPTS",
                                                   "IF"]
     assert [c[0] for c in cli.BASE_COLUMNS] == ["PID", "COMM", "PROTO", "ADDR", "PORT", "OPTS", "IF"]
@@ -108,4 +108,4 @@ def test_everything_else_is_derived_from_the_table():
            and n.targets[0].id == "RETURN"][0]
     listed = ret.split('"Fields: ', 1)[1].split('."', 1)[0]
     assert [f.strip() for f in listed.replace("\n", " ").split(",")] == \
-        list(events.EVENT_KEYS) + ["verdict"]
+        list(events.EVENT_KEYS) + list(record.BIND_FACT_KEYS)

@@ -61,7 +61,8 @@ struct inet_sock___o {
 	__u8 bind_address_no_port:1;
 };
 
-struct file { void *private_data; };
+struct inode { unsigned long i_ino; };
+struct file { void *private_data; struct inode *f_inode; };
 struct socket { struct file *file; struct sock *sk; };
 struct fdtable { unsigned int max_fds; struct file **fd; };
 struct files_struct { struct fdtable *fdt; };

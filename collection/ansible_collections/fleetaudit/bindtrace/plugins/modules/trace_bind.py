@@ -153,7 +153,15 @@ options:
   listeners:
     description:
       - Also return the sockets listening at the end of the window, meaning TCP in LISTEN and
-        bound unconnected UDP, with the owning process, user and container.
+        bound unconnected UDP, with the owning process, user and container, and the TCP
+        sockets that listened during the window and were closed before its end (C(seen=window)).
+      - The snapshot comes from the kernel's socket diagnostics (NETLINK_SOCK_DIAG, as C(ss)),
+        which returns only listeners whatever the number of connections, with C(IPV6_V6ONLY)
+        and the socket's cgroup; where that interface is unusable, from C(/proc/net).
+        C(snapshot.source) says which.
+      - Each listener and bind carries its owner's identity (C(exe), C(exe_state), C(cmdline),
+        C(parents), C(cgroup), C(unit), C(socket_unit), C(package)) and its C(exposure)
+        (V(loopback), V(address) or V(wildcard)) with C(exposure_families).
       - The snapshot honours O(netns) only. The other filters select binds.
     type: bool
     default: true
@@ -165,7 +173,11 @@ options:
         C(addr) (V(loopback), V(any) for the wildcard address, an IP address, or a CIDR, or a list),
         C(comm) and C(user) (name or uid; shell globs), C(container) (container name glob,
         V(*) for any container), C(host) (true for host processes only, false for container
-        processes only), C(client) (see below), and C(name) / C(description) (free text)."
+        processes only), C(client) (see below), C(exe) (glob of the executable path), C(unit)
+        (glob of the systemd unit from the cgroup, or of the C(.socket) unit for a socket the
+        service manager holds), C(package) (glob of the package that installed the executable),
+        C(exposure) (V(loopback), V(address), V(wildcard), or a list), and C(name) /
+        C(description) (free text)."
       - "C(client) (V(true) only): the rule matches client binds, binds that asked for port 0
         on a socket that did not listen, for example C({client: true, comm: [java, unbound]})."
       - "Client binds are not judged by default: their verdict is C(client), they are never
@@ -174,6 +186,10 @@ options:
         else C(unexpected). Rules without C(client) never match client binds."
       - A socket bound to port 0 that listens is a listener with its real port, judged like
         any listener.
+      - "Exceptions: C(owner) and C(ticket) (free text) and C(expires) (a date, V(YYYY-MM-DD),
+        UTC, the last day the rule allows). Past that day the rule no longer allows: what it
+        matches gets the verdict C(expired), and C(rule) names the rule, owner and ticket, so
+        an exception cannot silently live forever. Expired records count as unexpected."
       - Without O(allow) the verdicts are null. An empty list allows nothing.
       - Failed binds get a verdict but are never counted as unexpected, because they opened nothing.
       - Usually set per group in C(group_vars), so that each group has its own expected
@@ -189,6 +205,15 @@ options:
       - Requires O(allow).
     type: bool
     default: false
+  cmdline:
+    description:
+      - Command lines of the owning processes in the facts. V(redacted) replaces the values of
+        password, token, secret and key options (C(--password=x), C(--token x), C(API_KEY=x),
+        a URL's C(user:password@)) with C(REDACTED). V(full) keeps them. V(none) leaves
+        C(cmdline) null. At most 1024 characters, unprintable characters escaped.
+    type: str
+    choices: [redacted, full, none]
+    default: redacted
 notes:
   - Needs root (C(become=true)), Linux with syscall tracepoints and a mounted tracefs, and either
     kernel BTF plus C(libbpf.so.1) (Debian package C(libbpf1)) or bcc.
@@ -234,6 +259,9 @@ EXAMPLES = r"""
       - {name: local resolver, addr: loopback, proto: udp}
       - {name: web, port: [80, 443], comm: "nginx*", user: www-data}
       - {name: any container on 8000-8100, port: "8000-8100", container: "*"}
+      - {name: nginx from the package, exe: /usr/sbin/nginx, package: "nginx*", unit: nginx.service}
+      - {name: anything on loopback, exposure: loopback}
+      - {name: legacy app, port: 8081, owner: alice, ticket: OPS-1234, expires: "2027-03-31"}
 
 - name: Also judge client binds (port 0) - only these processes may make them
   fleetaudit.bindtrace.trace_bind:
@@ -331,12 +359,19 @@ ansible_facts:
               as C(trace-bind -o json), plus C(verdict).
             - "Fields: schema, timestamp, pid, tid, ppid, uid, gid, user, comm, proto, family,
               addr, port, requested_addr, requested_port, client, opts, options, if_index, if,
-              error, ret, netns, mntns, cgroup_id, container, k8s, verdict."
+              error, ret, netns, mntns, cgroup_id, container, k8s, verdict, rule, exposure,
+              exposure_families, listened, backlog, exe, exe_state, cmdline, parents, cgroup,
+              unit, socket_unit, package."
             - C(client) is true for a bind that asked for port 0. In summary mode such binds
               are aggregated per identity with C(port=0) and the assigned ports' range.
-            - C(verdict) is C(expected), C(unexpected), C(client) (a client bind the policy does
-              not judge), or null without O(allow).
+            - C(verdict) is C(expected), C(unexpected), C(expired) (only a rule past its
+              C(expires) date matches), C(client) (a client bind the policy does not judge), or
+              null without O(allow).
             - At most O(max_records) records, the most significant first.
+            - The owner's identity (exe ... package) is read at the end of the window, so it is
+              null for a process already gone, except C(unit), which comes from the cgroup id
+              the kernel recorded while that cgroup exists. C(listened) says whether that socket
+              listened during the window, with its C(backlog).
           type: list
           elements: dict
           returned: always
@@ -354,7 +389,12 @@ ansible_facts:
                     "last_seen": "2026-11-25T12:00:01.000000000Z", "port_min": 4242,
                     "port_max": 4242, "verdict": "unexpected"}]
         listeners:
-          description: Sockets listening at the end of the window (empty when O(listeners=false)).
+          description:
+            - Sockets listening at the end of the window (empty when O(listeners=false)).
+            - "Fields: proto, family, addr, port, state, inode, uid, user, pid, comm, netns,
+              container, k8s, verdict, rule, v6only, exposure, exposure_families, cgroup_id,
+              cookie, exe, exe_state, cmdline, parents, cgroup, unit, socket_unit, package,
+              listened, backlog, seen."
           type: list
           elements: dict
           returned: always
@@ -406,6 +446,20 @@ ansible_facts:
           elements: str
           returned: always
           sample: []
+        listens_full:
+          description: Listening sockets the kernel's listen table had no room for (the
+            window's listeners may then be incomplete; O(fail_on_unexpected) fails, closed).
+          type: int
+          returned: always
+          sample: 0
+        snapshot:
+          description: Where the listener snapshot came from (V(sock_diag) or V(proc_net), and
+            why), and what the owner lookup read (C(method) V(cgroup), V(cgroup+fd-scan) or
+            V(fd-scan); processes and fds read).
+          type: dict
+          returned: always
+          sample: {"source": "sock_diag", "why": null,
+                   "owner_lookup": {"method": "cgroup", "processes": 3, "fds_read": 12}}
         policy:
           description: Number of allow rules applied.
           type: dict
@@ -446,6 +500,7 @@ ARGUMENT_SPEC = dict(
     allow=dict(type="raw"),
     fail_on_unexpected=dict(type="bool", default=False),
     start_at=dict(type="raw"),
+    cmdline=dict(type="str", default="redacted", choices=["redacted", "full", "none"]),
 )
 
 

@@ -16,7 +16,7 @@ from . import libbpf
 from . import ringbuf
 from .bind_h import BIND_MODE_EVENTS, BIND_MODE_SUMMARY
 from .maps import STATS, ports_bitmap, read_stats
-from .record import KEY_FMT, STATS_FMT, plain_format
+from .record import KEY_FMT, STATS_FMT, plain_format, struct_format
 
 CONFIG_FMT = plain_format("bind_config")
 # Every hook rung has two builds of its programs (hooks.RUNGS): "fast" reads
@@ -24,6 +24,8 @@ CONFIG_FMT = plain_format("bind_config")
 # (5.15+). One rung's one build is loaded.
 FAST, COMPAT = b"bind_exit", b"bind_exit_compat"  # the tracepoint rung's programs
 LOG_SIZE = 1 << 20
+LISTEN_KEY_FMT = struct_format("listen_key")
+LISTEN_STATS_FMT = struct_format("listen_stats")
 
 
 class LoadRefused(BindtraceError):
@@ -99,6 +101,11 @@ class CoreBackend(object):
         while self.lib.bpf_map_get_next_key(fd, None, key) == 0:
             if self.lib.bpf_map_delete_elem(fd, key):
                 raise BindtraceError("internal: cannot clear the summary map")
+        fd = self.lib.bpf_map__fd(self._map("listens"))
+        key = ctypes.create_string_buffer(LISTEN_KEY_FMT.size)
+        while self.lib.bpf_map_get_next_key(fd, None, key) == 0:
+            if self.lib.bpf_map_delete_elem(fd, key):
+                raise BindtraceError("internal: cannot clear the listens map")
         fd = self.lib.bpf_map__fd(self._map("stats"))
         zeros = (ctypes.c_uint64 * self.ncpu)()
         for slot, _name in STATS:
@@ -297,14 +304,22 @@ class CoreBackend(object):
 
     def summary(self):
         """[(raw key, raw stats)] of every distinct bind counted in the kernel."""
-        fd = self.lib.bpf_map__fd(self._map("summary"))
-        key = ctypes.create_string_buffer(KEY_FMT.size)
-        nxt = ctypes.create_string_buffer(KEY_FMT.size)
-        val = ctypes.create_string_buffer(STATS_FMT.size)
+        return self._dump("summary", KEY_FMT, STATS_FMT)
+
+    def listens(self):
+        """[(raw listen_key, raw listen_stats)] of every socket that listened."""
+        return self._dump("listens", LISTEN_KEY_FMT, LISTEN_STATS_FMT)
+
+    def _dump(self, name, key_fmt, val_fmt):
+        fd = self.lib.bpf_map__fd(self._map(name))
+        KEY_SIZE = key_fmt.size   # noqa: N806
+        key = ctypes.create_string_buffer(KEY_SIZE)
+        nxt = ctypes.create_string_buffer(KEY_SIZE)
+        val = ctypes.create_string_buffer(val_fmt.size)
         out = []
         prev = None
         while self.lib.bpf_map_get_next_key(fd, prev, nxt) == 0:
-            ctypes.memmove(key, nxt, KEY_FMT.size)
+            ctypes.memmove(key, nxt, KEY_SIZE)
             if self.lib.bpf_map_lookup_elem(fd, key, val) == 0:
                 out.append((key.raw, val.raw))
             prev = key

@@ -10,7 +10,8 @@ STAT_LOST = 0
 STAT_SUMMARY_FULL = 1
 STAT_INFLIGHT_FULL = 2
 STAT_SEEN = 3
-STAT_MAX = 4
+STAT_LISTENS_FULL = 4
+STAT_MAX = 5
 BIND_MODE_EVENTS = 0
 BIND_MODE_SUMMARY = 1
 
@@ -64,5 +65,25 @@ STRUCTS = {
         ('filter_ports', 32, 4, 'u'),
         ('filter_comm', 36, 4, 'u'),
         ('comm', 40, 16, 'bytes'),
+    )),
+    'listen_key': (64, (
+        ('cgroup_id', 0, 8, 'u'),
+        ('pid', 8, 4, 'u'),
+        ('uid', 12, 4, 'u'),
+        ('netns', 16, 4, 'u'),
+        ('proto', 20, 2, 'u'),
+        ('port', 22, 2, 'u'),
+        ('family', 24, 1, 'u'),
+        ('_pad', 25, 3, 'bytes'),
+        ('addr', 28, 16, 'bytes'),
+        ('comm', 44, 16, 'bytes'),
+    )),
+    'listen_stats': (40, (
+        ('count', 0, 8, 'u'),
+        ('first_ts', 8, 8, 'u'),
+        ('last_ts', 16, 8, 'u'),
+        ('sock_ino', 24, 8, 'u'),
+        ('backlog', 32, 4, 'u'),
+        ('_pad', 36, 4, 'u'),
     )),
 }

@@ -5,10 +5,14 @@ import signal
 import time
 
 from . import SCHEMA, BindtraceError
+from . import owner
 from .backends import select_backend
 from .bounded import DEFAULT_MAX_EVENTS, DEFAULT_MAX_RECORDS, keep_significant
+from .cgroupfs import CgroupIndex
+from .exposure import annotate
 from .filters import make_config, parse_bool, parse_duration, parse_limit, parse_start_at
-from .listeners import default_enricher, snapshot
+from .listeners import default_enricher, from_listen, take
+from .listens import mark_binds, window_listeners
 from .policy import apply_policy, describe, is_client, validate_rules
 from .trace import run_window
 
@@ -20,7 +24,7 @@ DEFAULTS = {
     "duration": 10, "mode": "summary", "max_events": None, "pid": None, "ports": None,
     "ignore_errors": True, "comm": None, "uid": None, "netns": "all", "containername": None,
     "scope": "all", "backend": "auto", "hook": "auto", "listeners": True, "allow": None,
-    "fail_on_unexpected": False, "max_records": None, "start_at": None,
+    "fail_on_unexpected": False, "max_records": None, "start_at": None, "cmdline": "redacted",
 }
 # max_events and max_records unset (None) take these; "unlimited" (or 0) is no cap
 LIMIT_DEFAULTS = {"max_events": DEFAULT_MAX_EVENTS, "max_records": DEFAULT_MAX_RECORDS}
@@ -95,12 +99,33 @@ def collect_facts(should_stop=None, **options):
     if parse_bool(o["fail_on_unexpected"], "fail_on_unexpected") and rules is None:
         raise BindtraceError("fail_on_unexpected needs a policy: set allow to a list of rules "
                              "(an empty list allows nothing)")
+    cmdline = str(o["cmdline"])
+    if cmdline not in owner.CMDLINE_MODES:
+        raise BindtraceError("invalid cmdline (%r): expected %s (redacted hides the values of "
+                             "password/token/secret/key options)" % (
+                                 o["cmdline"], ", ".join(owner.CMDLINE_MODES)))
     binds, stats, meta = run_window(cfg, duration, should_stop=should_stop, start_at=start_at)
     if should_stop is not None and should_stop():
         raise BindtraceError("interrupted by signal %s before the window ended; nothing stays "
                              "loaded; rerun the task" % getattr(should_stop, "signum", "?"))
-    listeners = snapshot(cfg.netns, default_enricher()) if want_listeners else []
-    return build_facts(cfg, binds, stats, meta, listeners, o["allow"], max_records)
+    enricher = default_enricher()
+    listeners, info = take(cfg.netns, enricher, cmdline=cmdline) if want_listeners else (
+        [], {"source": None, "why": "listeners: false", "owner_lookup": None})
+    idents = owner.Identities(cmdline=cmdline)
+    index = CgroupIndex()
+    owner.annotate_binds(binds, idents, index)
+    for rec in binds:
+        annotate(rec)
+    listens = meta.get("listens")
+    mark_binds(binds, listens)
+    # listeners seen during the window and gone at its end are judged too
+    if want_listeners:
+        listeners += window_listeners(listeners, listens, lambda l: from_listen(
+            l, idents, index, enricher))
+    facts = build_facts(cfg, binds, stats, meta, listeners, o["allow"], max_records)
+    facts["snapshot"] = info
+    facts["listens_full"] = stats.get("listens_full", 0)
+    return facts
 
 
 def trust_line(hook, missing_fields, lost):
@@ -192,6 +217,8 @@ INCOMPLETE = (
      "trace a shorter window or fewer ports"),
     ("lost", "binds lost (ring buffer full)", "use mode: summary, which counts every bind"),
     ("dropped", "binds dropped past max_events", "raise max_events or use mode: summary"),
+    ("listens_full", "listening sockets not recorded (listen table full)",
+     "trace a shorter window or fewer ports"),
 )
 
 

@@ -35,14 +35,20 @@ class Rung(object):
         self.sees = sees
 
 
+# Each build also carries listen()'s program on the same hook (fexit on
+# inet_listen, a kretprobe on the listen syscall, syscalls:sys_exit_listen):
+# bind's program first (backend.program), listen's last.
 RUNGS = (
     Rung("fexit", "fexit on inet_bind/inet6_bind",
-         (("fast", (b"bind_fexit4", b"bind_fexit6")),
-          ("compat", (b"bind_fexit4_compat", b"bind_fexit6_compat"))), PROTO_SEES),
+         (("fast", (b"bind_fexit4", b"bind_fexit6", b"listen_fexit")),
+          ("compat", (b"bind_fexit4_compat", b"bind_fexit6_compat", b"listen_fexit_compat"))),
+         PROTO_SEES),
     Rung("kprobe", "kretprobe on the bind syscall",
-         (("fast", (b"bind_kret",)), ("compat", (b"bind_kret_compat",))), SYSCALL_SEES),
+         (("fast", (b"bind_kret", b"listen_kret")),
+          ("compat", (b"bind_kret_compat", b"listen_kret_compat"))), SYSCALL_SEES),
     Rung("tracepoint", "tracepoint syscalls:sys_exit_bind",
-         (("fast", (b"bind_exit",)), ("compat", (b"bind_exit_compat",))), SYSCALL_SEES),
+         (("fast", (b"bind_exit", b"listen_exit")),
+          ("compat", (b"bind_exit_compat", b"listen_exit_compat"))), SYSCALL_SEES),
 )
 HOOKS = ("auto",) + tuple(r.name for r in RUNGS)
 ALL_PROGRAMS = tuple(p for r in RUNGS for _, progs in r.builds for p in progs)

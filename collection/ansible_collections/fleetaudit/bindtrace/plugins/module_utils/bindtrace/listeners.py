@@ -1,23 +1,32 @@
 """Snapshot of the sockets listening right now: TCP in LISTEN and bound,
-unconnected UDP, from /proc/net/{tcp,tcp6,udp,udp6}, with the owning process.
+unconnected UDP, with the owning process, its identity and the exposure.
 
-/proc/<pid>/net/* shows the network namespace of <pid>, so other namespaces are
-read through one process living in each (netns "all"). A namespace with no
-process in it (kept only by a bind mount) has no process that could own a
-listener and is not read.
+Source: the kernel's socket diagnostics (sockdiag.py: only listeners cross
+into user space, with IPV6_V6ONLY and the socket's cgroup id); where that
+interface is unusable, /proc/net/{tcp,tcp6,udp,udp6} (every socket printed
+and parsed; no V6ONLY, no cgroup id). The facts say which (`snapshot.source`).
+
+Other network namespaces are read through one process living in each (netns
+"all"). A namespace with no process in it (kept only by a bind mount) has no
+process that could own a listener and is not read.
 """
 import os
 import socket
 import struct
 
+from . import owner as owners_mod
+from . import sockdiag
 from .events import user_name
+from .exposure import annotate
 
 TCP_LISTEN = 0x0A
 UDP_UNCONN = 0x07   # TCP_CLOSE: bound, not connected (connected UDP is a client)
 TABLES = (("tcp", "TCP", 4, TCP_LISTEN, "LISTEN"), ("tcp6", "TCP", 6, TCP_LISTEN, "LISTEN"),
           ("udp", "UDP", 4, UDP_UNCONN, "UNCONN"), ("udp6", "UDP", 6, UDP_UNCONN, "UNCONN"))
 LISTENER_KEYS = ("proto", "family", "addr", "port", "state", "inode", "uid", "user", "pid", "comm",
-                 "netns", "container", "k8s", "verdict")
+                 "netns", "container", "k8s", "verdict", "rule", "v6only", "exposure",
+                 "exposure_families",
+                 "cgroup_id", "cookie") + owners_mod.IDENTITY_KEYS + ("listened", "backlog", "seen")
 
 
 def decode_addr(hexaddr, family):
@@ -70,43 +79,6 @@ def _ns_inode(pid, kind="net"):
 
 def _pids():
     return sorted(int(d) for d in os.listdir("/proc") if d.isdigit())
-
-
-def _ppid(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return int(f.read().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def socket_owners(pids):
-    """socket inode -> the process that owns it: among the holders of an fd on
-    it, the one whose parent is not a holder too (the parent of forked workers;
-    pid order alone is wrong once pids wrap around). Ties: the lowest pid."""
-    holders = {}
-    for pid in pids:
-        fd_dir = "/proc/%d/fd" % pid
-        try:
-            fds = os.listdir(fd_dir)
-        except OSError:
-            continue  # gone, or a kernel thread
-        for fd in fds:
-            try:
-                target = os.readlink(os.path.join(fd_dir, fd))
-            except OSError:
-                continue
-            if target.startswith("socket:["):
-                holders.setdefault(int(target[8:-1]), []).append(pid)
-    owners = {}
-    for inode, pids_here in holders.items():
-        if len(pids_here) == 1:
-            owners[inode] = pids_here[0]
-            continue
-        held = set(pids_here)
-        roots = [p for p in pids_here if _ppid(p) not in held]
-        owners[inode] = min(roots or pids_here)
-    return owners
 
 
 def namespaces(pids, which, own):
@@ -166,30 +138,122 @@ def default_enricher():
         return None
 
 
-def snapshot(netns="all", enricher=None):
-    """Sockets listening now, as listener dicts (DESIGN.md shape), sorted.
-    netns: "all" (every namespace with a process in it), "host" (this process's
-    own) or a namespace inode number."""
-    own = _ns_inode("self")
-    pids = _pids()
-    seen = set()
-    out = []
-    tables = namespaces(pids, netns, own)
-    owners = socket_owners(pids)
+def _proc_net(tables):
+    """{netns: [partial listener dicts]} from /proc/net (the fallback)."""
+    out = {}
     for ns in sorted(tables):
         texts = _read_netns(tables[ns])
         if texts is None:
             continue
-        for (name, proto, family, state, state_name), text in zip(TABLES, texts):
+        recs = out.setdefault(ns, [])
+        for (_name, proto, family, state, state_name), text in zip(TABLES, texts):
             for rec in parse_table(text or "", proto, family, state, state_name):
-                if (ns, rec["inode"]) in seen:
-                    continue
-                seen.add((ns, rec["inode"]))
-                pid = owners.get(rec["inode"]) if rec["inode"] else None
-                rec.update(user=user_name(rec["uid"]), pid=pid,
-                           comm=_comm(pid) if pid is not None else None, netns=ns,
-                           container=None, k8s=None, verdict=None)
-                _enrich(enricher, rec)
-                out.append({k: rec[k] for k in LISTENER_KEYS})
-    out.sort(key=lambda r: (r["netns"], r["proto"], r["family"], r["port"], r["addr"], r["inode"]))
+                rec.update(v6only=None, cgroup_id=None, cookie=None)
+                recs.append(rec)
     return out
+
+
+def _sock_diag(tables, own):
+    """{netns: [partial listener dicts]} from socket diagnostics; raises
+    SockDiagError when this host's kernel does not answer."""
+    out = {}
+    for ns in sorted(tables):
+        if ns == own:
+            out[ns] = sockdiag.listeners_here()
+            continue
+        for pid in tables[ns]:
+            try:
+                out[ns] = sockdiag.listeners_in("/proc/%s/ns/net" % pid)
+                break
+            except sockdiag.SockDiagError:
+                raise
+            except OSError:
+                continue   # gone, or not ours to enter: try the next process there
+    return out
+
+
+def take(netns="all", enricher=None, source="auto", cmdline="redacted"):
+    """Sockets listening now -> (listener dicts (DESIGN.md shape) sorted,
+    info {source, why, owner_lookup}).
+    netns: "all" (every namespace with a process in it), "host" (this process's
+    own) or a namespace inode number. source: auto (socket diagnostics, else
+    /proc/net), sock_diag or proc_net."""
+    own = _ns_inode("self")
+    pids = _pids()
+    tables = namespaces(pids, netns, own)
+    info = {"source": None, "why": None}
+    found = None
+    if source in ("auto", "sock_diag"):
+        try:
+            found, info["source"] = _sock_diag(tables, own), "sock_diag"
+        except sockdiag.SockDiagError as exc:
+            if source == "sock_diag":
+                raise
+            info["why"] = "socket diagnostics unusable (%s): read /proc/net" % exc
+    if found is None:
+        found, info["source"] = _proc_net(tables), "proc_net"
+    seen = set()
+    recs = []
+    for ns in sorted(found):
+        for rec in found[ns]:
+            if (ns, rec["inode"]) in seen:
+                continue
+            seen.add((ns, rec["inode"]))
+            rec["netns"] = ns
+            recs.append(rec)
+    scan = owners_mod.OwnerScan()
+    owner_of, holders = owners_mod.socket_owners(
+        [(r["inode"], r["cgroup_id"]) for r in recs], pids, scan=scan)
+    idents = owners_mod.Identities(cmdline=cmdline)
+    full = {}
+
+    def all_holders_of(inode):
+        def read_all():
+            if inode not in full:
+                everyone = {}
+                for pid in pids:
+                    owners_mod.scan_process(pid, {inode}, everyone, scan, stop_early=False)
+                full[inode] = everyone.get(inode, [])
+            return full[inode]
+        return read_all
+    out = []
+    for rec in recs:
+        held = owner_of.get(rec["inode"]) if rec["inode"] else None
+        pid = held[0] if held else None
+        rec.update(user=user_name(rec["uid"]), pid=pid,
+                   comm=_comm(pid) if pid is not None else None,
+                   container=None, k8s=None, verdict=None, listened=None, backlog=None,
+                   seen="snapshot")
+        rec.update(idents.of(pid))
+        if held:
+            rec["socket_unit"] = owners_mod.socket_unit(idents, rec, held,
+                                                        holders.get(rec["inode"], []),
+                                                        all_holders_of(rec["inode"]))
+        annotate(rec)
+        _enrich(enricher, rec)
+        out.append({k: rec.get(k) for k in LISTENER_KEYS})
+    out.sort(key=lambda r: (r["netns"], r["proto"], r["family"], r["port"], r["addr"], r["inode"]))
+    info["owner_lookup"] = scan.as_dict()
+    return out, info
+
+
+def snapshot(netns="all", enricher=None, source="auto", cmdline="redacted"):
+    """The listeners of take(), without the info."""
+    return take(netns, enricher, source, cmdline)[0]
+
+
+def from_listen(listen, idents, index, enricher=None):
+    """A listener of the window from one listen record (listens.py): a socket
+    that listened and was gone at the end. Its owner is who called listen();
+    a process already gone keeps exe/cmdline null, its unit comes from the
+    cgroup id the kernel recorded."""
+    rec = {"proto": listen["proto"], "family": listen["family"], "addr": listen["addr"],
+           "port": listen["port"], "state": "LISTEN", "inode": listen["inode"],
+           "uid": listen["uid"], "user": listen["user"], "pid": listen["pid"],
+           "comm": listen["comm"], "netns": listen["netns"], "container": None, "k8s": None,
+           "verdict": None, "v6only": None, "cgroup_id": listen["cgroup_id"], "cookie": None,
+           "listened": True, "backlog": listen["backlog"], "seen": "window"}
+    owners_mod.annotate_binds([rec], idents, index)
+    annotate(rec)
+    _enrich(enricher, rec)
+    return {k: rec.get(k) for k in LISTENER_KEYS}

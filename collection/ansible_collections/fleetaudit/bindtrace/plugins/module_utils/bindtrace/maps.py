@@ -1,11 +1,12 @@
 """What both backends (core and bcc) put into and read from the kernel's maps,
 whatever library they reach them through: the ports filter bitmap and the
 per-CPU stats counters (slots numbered in bpf/bind.h)."""
-from .bind_h import STAT_INFLIGHT_FULL, STAT_LOST, STAT_SEEN, STAT_SUMMARY_FULL
+from .bind_h import STAT_INFLIGHT_FULL, STAT_LISTENS_FULL, STAT_LOST, STAT_SEEN, STAT_SUMMARY_FULL
 
 # stats slot -> the name the facts and trace-bind give its count
 STATS = ((STAT_LOST, "lost"), (STAT_SUMMARY_FULL, "summary_full"),
-         (STAT_INFLIGHT_FULL, "inflight_full"), (STAT_SEEN, "seen"))
+         (STAT_INFLIGHT_FULL, "inflight_full"), (STAT_SEEN, "seen"),
+         (STAT_LISTENS_FULL, "listens_full"))
 
 
 def ports_bitmap(ranges):

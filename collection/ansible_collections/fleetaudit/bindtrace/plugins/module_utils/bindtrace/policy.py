@@ -14,7 +14,19 @@ Rule keys (all optional, at least one match key per rule):
   container  glob of the container name; "*" = any container (never a host process)
   host       true: only host processes (no container); false: only containers
   client     true: the rule matches client binds only (see below)
+  exe        fnmatch glob of the executable's path, e.g. "/usr/sbin/nginx" | "/opt/*" | list
+  unit       glob of the systemd unit: the cgroup's unit ("nginx.service") or, for a socket
+             the service manager holds, its .socket unit ("ssh.socket") | list
+  package    glob of the package that installed the executable ("nginx*") | list
+  exposure   "loopback" | "address" | "wildcard" | list (how reachable the address is)
   name, description   free text, for people
+  owner, ticket       free text: who asked for this exception, and where it was agreed
+  expires    a date (YYYY-MM-DD, UTC): after that day the rule no longer allows; what it
+             would have allowed gets the verdict "expired", naming the rule, owner and ticket
+
+Verdicts: "expected" (a live rule matches), "expired" (only rules past their
+expires date match), "unexpected" (no rule matches). `rule` on each record
+names the rule that decided: {index, name, owner, ticket, expires}.
 
 Failed binds (error set) get a verdict like any bind, for the report, but they
 opened nothing: they are never listed in `unexpected` (so they never fail a task).
@@ -31,14 +43,17 @@ client bind is "expected" when a `client: true` rule matches it, else
 requested port only). A port-0 socket that becomes a listener is judged as the
 listener it is, with its real port (the listener records).
 """
+import datetime
 import fnmatch
 import ipaddress
 
 from . import BindtraceError
 from .protocols import PROTO_NAMES
 
-MATCH_KEYS = ("port", "proto", "addr", "comm", "user", "container", "host", "client")
-INFO_KEYS = ("name", "description")
+MATCH_KEYS = ("port", "proto", "addr", "comm", "user", "container", "host", "client", "exe",
+              "unit", "package", "exposure")
+INFO_KEYS = ("name", "description", "owner", "ticket")
+EXPOSURES = ("loopback", "address", "wildcard")
 PROTOS = sorted(set(PROTO_NAMES.values()))
 ADDR_WORDS = ("loopback", "any", "wildcard")
 LOOPBACK_NETS = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
@@ -95,10 +110,11 @@ def compile_rule(index, rule):
     """Validate one rule and return it in matching form (a dict of key -> matcher)."""
     if not isinstance(rule, dict):
         _fail(index, None, rule, "each rule must be a mapping such as {port: 22, proto: tcp}")
-    unknown = sorted((k for k in rule if k not in MATCH_KEYS + INFO_KEYS), key=str)
+    known = MATCH_KEYS + INFO_KEYS + ("expires",)
+    unknown = sorted((k for k in rule if k not in known), key=str)
     if unknown:
         _fail(index, unknown[0], rule[unknown[0]],
-              "unknown key; rule keys are %s" % ", ".join(MATCH_KEYS + INFO_KEYS))
+              "unknown key; rule keys are %s" % ", ".join(known))
     if not any(k in rule for k in MATCH_KEYS):
         _fail(index, None, rule, "a rule needs at least one of %s (an empty rule would allow "
                                  "everything)" % ", ".join(MATCH_KEYS))
@@ -122,6 +138,15 @@ def compile_rule(index, rule):
             out[key] = names
         elif key == "addr":
             out[key] = [_addr_matcher(index, item) for item in _items(value)]
+        elif key == "exposure":
+            kinds = []
+            for item in _items(value):
+                kind = str(item).strip().lower()
+                if isinstance(item, bool) or kind not in EXPOSURES:
+                    _fail(index, key, item, "expected %s (or a list of those)" % ", ".join(
+                        EXPOSURES))
+                kinds.append(kind)
+            out[key] = kinds
         elif key == "host":
             if not isinstance(value, bool):
                 _fail(index, key, value, "expected true (host processes only) or false "
@@ -138,7 +163,32 @@ def compile_rule(index, rule):
     for key in INFO_KEYS:
         if key in rule and not isinstance(rule[key], str):
             _fail(index, key, rule[key], "expected text")
+    expires = _expires(index, rule["expires"]) if "expires" in rule else None
+    out = Rule(out)
+    out.about = {"index": index, "name": rule.get("name"), "owner": rule.get("owner"),
+                 "ticket": rule.get("ticket"),
+                 "expires": expires.isoformat() if expires else None}
+    out.expires = expires
     return out
+
+
+class Rule(dict):
+    """A compiled rule: key -> matcher, plus `about` (what names it) and `expires`."""
+    about = None
+    expires = None
+
+
+def _expires(index, value):
+    """A date (YAML may already have made it one) or 'YYYY-MM-DD' -> date."""
+    if isinstance(value, datetime.datetime):
+        return value.date()
+    if isinstance(value, datetime.date):
+        return value
+    try:
+        return datetime.datetime.strptime(str(value).strip(), "%Y-%m-%d").date()
+    except ValueError:
+        _fail(index, "expires", value, "expected a date as YYYY-MM-DD (the last day the "
+                                       "exception allows, UTC)")
 
 
 def validate_rules(rules):
@@ -251,6 +301,17 @@ def rule_matches(rule, rec, client=None):
             name = _container_name(rec)
             ok = _is_container(rec) and any(
                 g == "*" or (name is not None and fnmatch.fnmatchcase(name, g)) for g in want)
+        elif key == "exe":
+            ok = rec.get("exe") is not None and any(
+                fnmatch.fnmatchcase(rec["exe"], g) for g in want)
+        elif key == "unit":
+            names = [n for n in (rec.get("unit"), rec.get("socket_unit")) if n]
+            ok = any(fnmatch.fnmatchcase(n, g) for g in want for n in names)
+        elif key == "package":
+            ok = rec.get("package") is not None and any(
+                fnmatch.fnmatchcase(rec["package"], g) for g in want)
+        elif key == "exposure":
+            ok = rec.get("exposure") in want
         else:  # host
             ok = want == (not _is_container(rec))
         if not ok:
@@ -258,33 +319,55 @@ def rule_matches(rule, rec, client=None):
     return True
 
 
-def verdict(compiled, rec, clients_judged=None, listener=False):
-    """None (no policy), "client" (a client bind nobody asked to judge),
-    "expected" or "unexpected". A listener is never a client."""
+def today_utc():
+    return datetime.datetime.now(datetime.timezone.utc).date()
+
+
+def decide(compiled, rec, clients_judged=None, listener=False, today=None):
+    """-> (verdict, the deciding rule's `about` or None). Verdicts: None (no
+    policy), "client" (a client bind nobody asked to judge), "expected",
+    "expired" (only rules past their expires date match), "unexpected".
+    A listener is never a client."""
     if compiled is None:
-        return None
+        return None, None
     if clients_judged is None:
         clients_judged = judges_clients(compiled)
     client = not listener and is_client(rec)
     if client and not clients_judged:
-        return "client"
-    return "expected" if any(rule_matches(r, rec, client) for r in compiled) else "unexpected"
+        return "client", None
+    today = today or today_utc()
+    expired = None
+    for rule in compiled:
+        if not rule_matches(rule, rec, client):
+            continue
+        if rule.expires is not None and today > rule.expires:
+            expired = expired or rule
+            continue
+        return "expected", getattr(rule, "about", None)
+    if expired is not None:
+        return "expired", expired.about
+    return "unexpected", None
 
 
-def apply_policy(rules, binds, listeners):
-    """Set `verdict` on every bind and listener (in place); return the unexpected
-    ones: {"binds": [successful binds no rule allows], "listeners": [...]}."""
+def verdict(compiled, rec, clients_judged=None, listener=False, today=None):
+    return decide(compiled, rec, clients_judged, listener, today)[0]
+
+
+FAILING = ("unexpected", "expired")
+
+
+def apply_policy(rules, binds, listeners, today=None):
+    """Set `verdict` and `rule` on every bind and listener (in place); return
+    the ones no live rule allows (unexpected or expired): {"binds": [successful
+    binds], "listeners": [...]}."""
     compiled = validate_rules(rules)
     judged = judges_clients(compiled)
     unexpected = {"binds": [], "listeners": []}
-    for rec in binds:
-        rec["verdict"] = verdict(compiled, rec, judged)
-        if rec["verdict"] == "unexpected" and not rec.get("error"):
-            unexpected["binds"].append(rec)
-    for rec in listeners:
-        rec["verdict"] = verdict(compiled, rec, judged, listener=True)
-        if rec["verdict"] == "unexpected":
-            unexpected["listeners"].append(rec)
+    for kind, recs in (("binds", binds), ("listeners", listeners)):
+        for rec in recs:
+            rec["verdict"], rec["rule"] = decide(compiled, rec, judged, kind == "listeners", today)
+            if rec["verdict"] in FAILING and not (kind == "binds" and rec.get("error")):
+                unexpected[kind].append(rec)
     return unexpected
 
 
@@ -311,6 +394,21 @@ def describe(rec):
         port = "0 client bind%s x%s%s" % ("s" if rec.get("count", 1) != 1 else "",
                                           rec.get("count", 1), ports)
     if rec.get("pid") is None:   # a socket no visible process holds (another pid namespace)
-        return "%s %s:%s (no owning process visible)%s" % (rec.get("proto"), addr, port, inside)
-    return "%s %s:%s %s pid %s%s" % (rec.get("proto"), addr, port, _shown(rec.get("comm")),
-                                     rec.get("pid"), inside)
+        text = "%s %s:%s (no owning process visible)%s" % (rec.get("proto"), addr, port, inside)
+    else:
+        text = "%s %s:%s %s pid %s%s" % (rec.get("proto"), addr, port, _shown(rec.get("comm")),
+                                         rec.get("pid"), inside)
+    unit = rec.get("socket_unit") or rec.get("unit")
+    if unit:
+        text += " (%s)" % _shown(unit)
+    if rec.get("verdict") == "expired" and rec.get("rule"):
+        text += " " + expired_text(rec["rule"])
+    return text
+
+
+def expired_text(about):
+    """'[exception expired 2026-01-31: rule 2 "legacy-web", owner alice, ticket OPS-1]'"""
+    name = ' "%s"' % _shown(about["name"]) if about.get("name") else ""
+    return "[exception expired %s: rule %s%s, owner %s, ticket %s]" % (
+        about.get("expires"), about.get("index"), name, _shown(about.get("owner") or "-"),
+        _shown(about.get("ticket") or "-"))

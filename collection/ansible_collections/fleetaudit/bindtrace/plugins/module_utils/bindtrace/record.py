@@ -26,11 +26,14 @@ from .protocols import proto_name
 
 # JSON kinds (the report's fact-shape check tests each value against its kind)
 INT, TEXT, MAP, BOOL = "int", "text", "map", "bool"
+LIST = "list"   # scalars or flat mappings
 # which records carry a field
 BIND = "bind"            # every bind record (events and summary mode)
 SUMMARY = "summary"      # summary-mode bind records only
 LISTENER = "listener"    # listener records (listeners.py)
 POLICY = "policy"        # set by the allow rules on binds and listeners
+HOSTSIDE = "hostside"    # set by the host library on binds and listeners at the end of the
+                         # window: owner identity (owner.py), exposure, listen lifecycle
 
 
 class Field(object):
@@ -76,6 +79,26 @@ def _null():
 # protocols whose binds name a port (bind.bpf.c's port_proto; a raw socket's
 # "port" is its protocol): port 0 asked there is a client bind
 PORT_PROTOS = frozenset((6, 17, 132, 136, 262))
+def _listened_cell(rec):
+    # the backlog when the socket listened in the window, "" when it did not
+    if rec.get("listened"):
+        return "yes (%s)" % rec.get("backlog") if rec.get("backlog") is not None else "yes"
+    return ""
+
+
+def _addr_cell(rec):
+    # a failed bind never got an address (the kernel leaves the socket at
+    # 0.0.0.0:0): the columns show what it asked for, as JSON's requested_addr
+    if rec.get("error") and rec.get("requested_addr"):
+        return rec["requested_addr"]
+    return rec.get("addr")
+
+
+def _port_cell(rec):
+    if rec.get("error") and rec.get("requested_port") is not None:
+        return rec["requested_port"]
+    return rec.get("port")
+
 
 BL = (BIND, LISTENER)
 TIME = ("clock", "ts")
@@ -94,8 +117,9 @@ FIELDS = (
           bcc=True),
     Field("family", INT, "family", "B", records=BL, bcc=True),
     Field("addr", TEXT, "addr", "16s", lambda f, a: format_addr(f, a), ("family", "addr"),
-          title="ADDR", width=16, show="CR", records=BL, bcc=True),
-    Field("port", INT, "port", "H", title="PORT", width=6, show="CR", records=BL, bcc=True),
+          title="ADDR", width=16, show="CR", records=BL, bcc=True, cell=_addr_cell),
+    Field("port", INT, "port", "H", title="PORT", width=6, show="CR", records=BL, bcc=True,
+          cell=_port_cell),
     Field("requested_addr", TEXT, "req_addr", "16s", lambda f, a: format_addr(f, a),
           ("family", "req_addr"), bcc=True),
     Field("requested_port", INT, "req_port", "H", bcc=True),
@@ -130,8 +154,25 @@ FIELDS = (
     Field("first_pid", INT, "first_pid", "I", records=()),
     Field("first_ppid", INT, "first_ppid", "I", records=()),
     Field("verdict", TEXT, records=(POLICY,)),          # set by the allow rules
+    Field("rule", MAP, records=(POLICY,)),     # the deciding rule: index, name, owner, ticket, expires
+    Field("exposure", TEXT, title="EXPOSURE", show="r", records=(HOSTSIDE,)),
+    Field("exposure_families", LIST, records=(HOSTSIDE,)),
+    Field("listened", BOOL, title="LISTENED", show="r", records=(HOSTSIDE,), cell=_listened_cell),
+    Field("backlog", INT, "backlog", "I", records=(HOSTSIDE,)),    # from listen_stats
+    Field("exe", TEXT, title="EXE", show="r", records=(HOSTSIDE,)),
+    Field("exe_state", TEXT, records=(HOSTSIDE,)),
+    Field("cmdline", TEXT, records=(HOSTSIDE,)),
+    Field("parents", LIST, records=(HOSTSIDE,)),
+    Field("cgroup", TEXT, records=(HOSTSIDE,)),
+    Field("unit", TEXT, title="UNIT", show="r", records=(HOSTSIDE,),
+          cell=lambda rec: rec.get("socket_unit") or rec.get("unit")),
+    Field("socket_unit", TEXT, records=(HOSTSIDE,)),
+    Field("package", TEXT, title="PACKAGE", show="r", records=(HOSTSIDE,)),
     Field("state", TEXT, records=(LISTENER,)),
-    Field("inode", INT, records=(LISTENER,)),
+    Field("inode", INT, "sock_ino", "Q", records=(LISTENER,)),    # listen_stats: the socket
+    Field("v6only", BOOL, records=(LISTENER,)),
+    Field("cookie", INT, records=(LISTENER,)),
+    Field("seen", TEXT, records=(LISTENER,)),    # "snapshot" (listening at the end) or "window"
 )
 BY_NAME = {f.name: f for f in FIELDS}
 
@@ -233,7 +274,9 @@ def layout_problems(structs):
     """Everything on which the rows and bind.h's layout disagree ([] if none)."""
     problems = []
     record_members = set()
-    for name in ("bind_key", "bind_event", "bind_stats"):
+    for name in ("bind_key", "bind_event", "bind_stats", "listen_key", "listen_stats"):
+        if name not in structs:
+            continue
         try:
             struct_format(name, structs)
         except ImportError as exc:
@@ -273,6 +316,8 @@ def plain_format(struct_name):
 EVENT_FIELDS = tuple(f for f in FIELDS if BIND in f.records)
 SUMMARY_FIELDS = tuple(f for f in FIELDS if SUMMARY in f.records)
 EVENT_KEYS = tuple(f.name for f in EVENT_FIELDS)
+# what a bind of the facts has beyond trace-bind's JSON event
+BIND_FACT_KEYS = tuple(f.name for f in FIELDS if POLICY in f.records or HOSTSIDE in f.records)
 
 
 def make_decoder(fields, member_names, fixed=None, alias=None):

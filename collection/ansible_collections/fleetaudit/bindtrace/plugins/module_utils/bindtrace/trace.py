@@ -140,6 +140,14 @@ class Tracer(object):
         records.sort(key=lambda r: (r["first_seen"] or "", r["port"], r["pid"]))
         return records
 
+    def listens(self):
+        """Every socket that listened during the window (listens.py), or None
+        when this backend does not trace listen() (bcc)."""
+        if not hasattr(self.backend, "listens"):
+            return None
+        from .listens import decode_listen
+        return [decode_listen(k, v, self.clock) for k, v in self.backend.listens()]
+
     def stats(self):
         st = self.backend.stats()
         st["dropped"] = self.dropped
@@ -214,12 +222,14 @@ def run_window(cfg, duration, should_stop=None, start_at=None):
         else:
             binds = tracer.summary()
         st = tracer.stats()
+        listens = tracer.listens()
         meta = {
             "hostname": socket.gethostname(), "kernel": os.uname().release,
             "backend": tracer.backend_name, "backend_reason": tracer.backend_reason,
             "missing_fields": list(getattr(tracer.backend, "missing_fields", ())),
             "hook": hook_facts(tracer.backend),
             "start": start, "end": end, "duration": duration, "own_netns": tracer.own_netns,
+            "listens": listens,
         }
     return binds, st, meta
 

@@ -5,7 +5,7 @@ JSON. One such host must not crash the fleet report (an exception in the
 callback loses every host's result): its facts are refused with a reason that
 names the first bad field, and the host shows as failed.
 """
-from .fields import BOOL_FIELDS, INT_FIELDS, MAP_FIELDS, TEXT_FIELDS
+from .fields import BOOL_FIELDS, INT_FIELDS, LIST_FIELDS, MAP_FIELDS, TEXT_FIELDS
 
 TOP_INTS = ("schema", "lost", "dropped", "summary_full")
 TOP_MAPS = ("host", "window", "filters", "counts", "unexpected", "policy")
@@ -54,6 +54,19 @@ def _record_problem(where, rec):
         problem = _flat_map("%s.%s" % (where, key), rec.get(key))
         if problem:
             return problem
+    for key in LIST_FIELDS:
+        v = rec.get(key)
+        if v is None:
+            continue
+        if not isinstance(v, list):
+            return "%s.%s: expected a list or null, got %s" % (where, key, _kind(v))
+        for i, item in enumerate(v):
+            problem = (_flat_map("%s.%s[%d]" % (where, key, i), item) if isinstance(item, dict)
+                       else None if isinstance(item, SCALARS) else
+                       "%s.%s[%d]: expected a plain value or mapping, got %s" % (
+                           where, key, i, _kind(item)))
+            if problem:
+                return problem
     return None
 
 
@@ -82,6 +95,15 @@ def _records_look_fine(records):
         if not {type(m) for m in maps} <= _MAP_TYPES:
             return False
         if not {type(v) for m in maps if m for v in m.values()} <= _SCALAR_TYPES:
+            return False
+    for key in LIST_FIELDS:
+        lists = [r.get(key) for r in records]
+        if not {type(v) for v in lists} <= {list, _NONE}:
+            return False
+        items = [i for v in lists if v for i in v]
+        if not {type(i) for i in items} <= _SCALAR_TYPES | {dict}:
+            return False
+        if not {type(x) for i in items if type(i) is dict for x in i.values()} <= _SCALAR_TYPES:
             return False
     return True
 

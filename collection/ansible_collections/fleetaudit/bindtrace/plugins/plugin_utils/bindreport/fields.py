@@ -11,6 +11,7 @@ INT_FIELDS = tuple(f.name for f in FIELDS if f.kind == record.INT)
 TEXT_FIELDS = tuple(f.name for f in FIELDS if f.kind == record.TEXT)
 MAP_FIELDS = tuple(f.name for f in FIELDS if f.kind == record.MAP)
 BOOL_FIELDS = tuple(f.name for f in FIELDS if f.kind == record.BOOL)
+LIST_FIELDS = tuple(f.name for f in FIELDS if f.kind == record.LIST)
 # (title, row key) of the report's bind table: always, and when some row has a value
 COLUMNS = tuple((f.title, f.name) for f in FIELDS if "R" in f.show)
 OPTIONAL_COLUMNS = tuple((f.title, f.name) for f in FIELDS if "r" in f.show)

@@ -10,8 +10,13 @@ import itertools
 import operator
 
 from . import views
+from .fields import CELLS
 
 _EMPTY = {}
+
+
+def record_cell(name, rec):
+    return CELLS[name](rec)
 
 
 class Cells(dict):
@@ -37,7 +42,8 @@ def _port(p):
 
 # the fields of a bind the table reads, fetched in one pass per record
 FIELDS = ("port", "proto", "addr", "pid", "comm", "verdict", "opts", "if", "if_index", "error",
-          "count", "user", "k8s", "container")
+          "count", "user", "k8s", "container", "requested_addr", "requested_port", "exposure",
+          "listened", "backlog", "exe", "unit", "socket_unit", "package")
 _GET = operator.itemgetter(*FIELDS)
 
 
@@ -93,16 +99,25 @@ class BindTable(object):
         names, rows = _sorted_fields(model)
         if rows:
             (port, proto, addr, pid, comm, verdict, opts, ifname, if_index, error, count, user,
-             k8s, container) = map(list, zip(*rows))
+             k8s, container, req_addr, req_port, exposure, listened, backlog, exe, unit,
+             socket_unit, package) = map(list, zip(*rows))
         else:
             (port, proto, addr, pid, comm, verdict, opts, ifname, if_index, error, count, user,
-             k8s, container) = [[] for _ in FIELDS]
+             k8s, container, req_addr, req_port, exposure, listened, backlog, exe, unit,
+             socket_unit, package) = [[] for _ in FIELDS]
         k8s = [k or _EMPTY for k in k8s]
         containers = [c or _EMPTY for c in container]
         cols = {
             "host": names,
             "verdict": [v or "-" for v in verdict],
-            "pid": pid, "comm": comm, "proto": proto, "addr": addr, "port": port, "opts": opts,
+            "pid": pid, "comm": comm, "opts": opts, "proto": proto,
+            # a failed bind shows what it asked for (record.py's ADDR/PORT cells)
+            "addr": [r if e and r else a for a, e, r in zip(addr, error, req_addr)],
+            "port": [r if e and r is not None else p for p, e, r in zip(port, error, req_port)],
+            "exposure": exposure, "exe": exe, "package": package,
+            "unit": [su or u for u, su in zip(unit, socket_unit)],
+            "listened": [record_cell("listened", {"listened": li, "backlog": bl})
+                         for li, bl in zip(listened, backlog)],
             "if": list(map(_if_name, ifname, if_index)),
             "error": error, "count": count, "user": user,
             "k8s_node": [k.get("node") for k in k8s],
@@ -111,7 +126,7 @@ class BindTable(object):
             "k8s_container": [k.get("container") or c.get("name") for k, c in zip(k8s, containers)],
         }
         self.columns = cols
-        self.unexpected = [v == "unexpected" for v in verdict]
+        self.unexpected = [v in ("unexpected", "expired") for v in verdict]
         self.size = len(rows)
         titles = [("HOST", "host"), ("VERDICT", "verdict")]
         if any(cols["k8s_node"]) or any(cols["k8s_namespace"]) or any(cols["k8s_pod"]):

@@ -11,6 +11,10 @@ CONTAINER_COLUMN = ("K8S.CONTAINERNAME", "k8s_container")
 SEED_COLUMNS = COLUMNS  # PID COMM PROTO ADDR PORT OPTS IF, from the record's fields
 LISTENER_COLUMNS = (("PROTO", "proto"), ("ADDR", "addr"), ("PORT", "port"), ("STATE", "state"),
                     ("PID", "pid"), ("COMM", "comm"), ("USER", "user"))
+# shown when some listener has a value (facts from hosts running this version)
+LISTENER_OPTIONAL = (("EXPOSURE", "exposure"), ("LISTENED", "listened"), ("SEEN", "seen"),
+                     ("EXE", "exe"), ("UNIT", "unit"), ("PACKAGE", "package"), ("RULE", "rule"))
+FAILING = ("unexpected", "expired")
 
 
 def _identity(record):
@@ -40,7 +44,10 @@ def listener_rows(host):
         row = {"host": host["name"], "verdict": _verdict(l), "proto": l.get("proto"),
                "addr": l.get("addr"), "port": l.get("port"), "state": l.get("state"),
                "pid": l.get("pid"), "comm": l.get("comm"), "user": l.get("user"),
-               "unexpected": l.get("verdict") == "unexpected"}
+               "unexpected": l.get("verdict") in FAILING,
+               "exposure": _exposure(l), "listened": CELLS["listened"](l), "seen": l.get("seen"),
+               "exe": l.get("exe"), "unit": CELLS["unit"](l), "package": l.get("package"),
+               "rule": _rule(l)}
         row.update(_identity(l))
         rows.append(row)
     rows.sort(key=_sort_key)
@@ -59,7 +66,29 @@ def identity_columns(rows):
 
 
 def listener_columns(rows):
-    return [("VERDICT", "verdict")] + identity_columns(rows) + list(LISTENER_COLUMNS)
+    return ([("VERDICT", "verdict")] + identity_columns(rows) + list(LISTENER_COLUMNS) +
+            [c for c in LISTENER_OPTIONAL if any(r.get(c[1]) for r in rows)])
+
+
+def _exposure(rec):
+    """'wildcard v4+v6', 'loopback v4', or None."""
+    if not rec.get("exposure"):
+        return None
+    fams = rec.get("exposure_families") or []
+    return "%s %s" % (rec["exposure"], "+".join("v%s" % f for f in fams)) if fams else (
+        rec["exposure"])
+
+
+def _rule(rec):
+    """The deciding rule, for people: 'rule 1 "web" (owner alice, ticket OPS-1, expires ...)'."""
+    about = rec.get("rule")
+    if not isinstance(about, dict):
+        return None
+    text = "rule %s" % about.get("index")
+    if about.get("name"):
+        text += ' "%s"' % about["name"]
+    extra = ["%s %s" % (k, about[k]) for k in ("owner", "ticket", "expires") if about.get(k)]
+    return text + (" (%s)" % ", ".join(extra) if extra else "")
 
 
 def not_traced(model):
