@@ -120,9 +120,9 @@ KPROBE_MESSAGE = (
 FEXIT_EPERM_MESSAGE = (
     "hook fexit (fexit on inet_bind/inet6_bind, set by hook option) is not available on this "
     "host: the kernel refused bind_fexit4, bind_fexit6, listen_fexit (fexit on "
-    "inet_bind/inet6_bind): Operation not permitted (EPERM); this kernel refuses fexit programs even to root, before "
-    "verifying them (a security policy or a kernel without that program type); use hook auto, "
-    "which takes the cheapest hook that loads")
+    "inet_bind/inet6_bind): Operation not permitted (EPERM); this kernel refuses fexit programs "
+    "even to root, before verifying them (a security policy or a kernel without that program "
+    "type); use hook auto, which takes the cheapest hook that loads")
 
 
 @pytest.mark.parametrize("rung", ["fexit", "kprobe"])
