@@ -284,9 +284,8 @@ BAD = [
                                    "rules (an empty list allows nothing)"),
     ({"bogus": 1}, "Unsupported parameters for (fleetaudit.bindtrace.trace_bind) module: bogus. "
                    "Supported parameters include: allow, backend, cmdline, comm, containername, "
-                   "duration, fail_on_unexpected, ignore_errors, listeners, max_events, "
-                   "max_records, mode, netns, pid, "
-                   "ports, scope, uid."),
+                   "duration, fail_on_unexpected, hook, ignore_errors, listeners, max_events, "
+                   "max_records, mode, netns, pid, ports, scope, start_at, uid."),
 ]
 
 

@@ -146,9 +146,9 @@ def test_sigterm_ends_the_job_with_a_message_and_nothing_stays_loaded(salt_cfg):
                                     "or ranges like 8000-8100, comma separated"),
     (("duration=0",), "invalid duration 0: expected seconds, more than 0 and at most 3600"),
     (("prots=4242",), "unknown option prots: expected any of allow, backend, cmdline, "
-                      "comm, "
-                      "containername, duration, fail_on_unexpected, ignore_errors, listeners, "
-                      "max_events, max_records, mode, netns, pid, ports, scope, uid"),
+                      "comm, containername, duration, fail_on_unexpected, hook, ignore_errors, "
+                      "listeners, max_events, max_records, mode, netns, pid, ports, scope, "
+                      "start_at, uid"),
     (("fail_on_unexpected=true",), "fail_on_unexpected needs a policy: set allow to a list of "
                                    "rules (an empty list allows nothing)"),
     (("mode=fast",), "invalid mode 'fast': expected one of summary, events"),
