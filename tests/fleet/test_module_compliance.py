@@ -1,31 +1,19 @@
 """Compliance depth through the real `ansible-playbook` on localhost: Debian's
 nginx started by the test on loopback ports in a systemd-like service cgroup
-(owner_layout.py: systemd cannot run here) is named by unit, exe and package in
+(helpers/owner_layout.py: systemd cannot run here) is named by unit, exe and package in
 the facts, and an allow rule for it whose `expires` is past gives the verdict
 `expired`: the task fails under fail_on_unexpected naming the owner and ticket."""
-import os
 import socket
-import sys
 
+from helpers.net import free_port
+from helpers.owner_layout import CgroupTree, Nginx
 from module_run import Play, assert_nothing_left, trace_task
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "kernel"))
-from owner_layout import CgroupTree, Nginx  # noqa: E402
-
-
-def free_port(family=socket.AF_INET, addr="127.0.0.1"):
-    s = socket.socket(family)
-    s.bind((addr, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def test_expired_exception_fails_the_task_naming_owner_and_ticket():
     tree = CgroupTree("compliance")
     path, rel = tree.make("system.slice/nginx.service")
-    p4, p6 = free_port(), free_port(socket.AF_INET6, "::1")
+    p4, p6 = free_port(), free_port(family=socket.AF_INET6)
     nginx = Nginx(path, p4, p6)
     lo, hi = sorted((p4, p6))
     # the expired exception for nginx, and every other port of the host allowed

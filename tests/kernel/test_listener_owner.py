@@ -2,7 +2,7 @@
 systemd-like cgroup (unit, exe, package), a socket held by the "service
 manager" named by its .socket unit (socket activation), and the owner lookup
 reading only the socket's cgroup. systemd cannot run on this machine, so the
-layout is built by owner_layout.py (cgroups, activation fd): see there."""
+layout is built by helpers/owner_layout.py (cgroups, activation fd): see there."""
 import os
 import socket
 
@@ -11,17 +11,10 @@ import pytest
 from bindtrace import cgroupfs, owner
 from bindtrace.listeners import take
 from bindtrace.policy import apply_policy
-from owner_layout import CgroupTree, Manager, Nginx
+from helpers.net import free_port
+from helpers.owner_layout import CgroupTree, Manager, Nginx
 
 pytestmark = pytest.mark.skipif(cgroupfs.v2_root() is None, reason="needs a cgroup v2 hierarchy")
-
-
-def free_port(family=socket.AF_INET, addr="127.0.0.1"):
-    s = socket.socket(family)
-    s.bind((addr, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def nginx_pids(master):
@@ -46,7 +39,7 @@ def tree():
 
 def test_nginx_in_a_service_cgroup_named_by_unit_exe_and_package(tree):
     path, rel = tree.make("system.slice/nginx.service")
-    p4, p6 = free_port(), free_port(socket.AF_INET6, "::1")
+    p4, p6 = free_port(), free_port(family=socket.AF_INET6)
     nginx = Nginx(path, p4, p6)
     try:
         listeners, info = take("host")
