@@ -244,8 +244,9 @@ class CoreBackend(object):
             link = self.lib.bpf_program__attach(prog) if prog else None
             if not link:
                 err = libbpf.last_errno()
-                raise LoadRefused("cannot attach %s (%s): %s" % (
-                    name.decode(), rung.where, libbpf.errno_text(err)), err)
+                raise LoadRefused("cannot attach %s (%s): %s%s" % (
+                    name.decode(), rung.where, libbpf.errno_text(err),
+                    hooks.attach_hint(rung, err)), err)
             self.links.append(link)
 
     def _open_ringbuf(self):

@@ -112,6 +112,17 @@ def load_hint(rung, err, log, kernel_release=None):
     return "see the kernel's log"
 
 
+def attach_hint(rung, err):
+    """'; <cause>' for an attach the kernel refused after the program loaded."""
+    err = abs(err)
+    if err in (errno.ENOTSUP, 524) and rung.name == "fexit":
+        return ("; this kernel cannot attach BPF trampolines to kernel functions here (e.g. "
+                "arm64 before Linux 6.4 has no direct calls for them)")
+    if err in (errno.ENOENT, errno.EINVAL) and rung.name == "kprobe":
+        return "; the kernel has no kprobe on %s" % rung.where
+    return ""
+
+
 def _older_than(release, version):
     parts = []
     for piece in release.split("-")[0].split(".")[:2]:

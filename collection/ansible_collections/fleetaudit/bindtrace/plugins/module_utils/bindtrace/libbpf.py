@@ -121,6 +121,8 @@ def take_messages():
 
 def errno_text(err):
     err = abs(err)
+    if err == 524:  # the kernel's internal ENOTSUPP, unknown to libc
+        return "operation not supported by this kernel (ENOTSUPP)"
     return "%s (%s)" % (os.strerror(err), __import__("errno").errorcode.get(err, err))
 
 
