@@ -1,6 +1,7 @@
 """Atomic, private report files: a temporary file in the target directory,
 fsync, mode 0640, then os.replace, so a reader (CI, a scheduled diff) sees
 either the previous complete file or the new one, never half of it."""
+import contextlib
 import errno
 import os
 import tempfile
@@ -39,7 +40,7 @@ def _write_temp(path, parts):
     """parts -> a private, fsynced temporary file next to path -> its name."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
+    with _removed_on_error(tmp):
         with os.fdopen(fd, "wb") as f:
             for part in parts:
                 if isinstance(part, str):
@@ -50,9 +51,6 @@ def _write_temp(path, parts):
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, FILE_MODE)
-    except BaseException:
-        _unlink(tmp)
-        raise
     return tmp
 
 
@@ -82,13 +80,20 @@ def _unlink(tmp):
         pass
 
 
-def write_atomic(path, text):
-    tmp = _write_temp(path, [text])
+@contextlib.contextmanager
+def _removed_on_error(tmp):
+    """The temporary file goes when anything fails before its rename."""
     try:
-        os.replace(tmp, path)
+        yield
     except BaseException:
         _unlink(tmp)
         raise
+
+
+def write_atomic(path, text):
+    tmp = _write_temp(path, [text])
+    with _removed_on_error(tmp):
+        os.replace(tmp, path)
     return path
 
 

@@ -81,33 +81,18 @@ static __always_inline bool port_wanted(u16 port)
     return word && (*word & (1ULL << (port & 63)));
 }
 
-static __always_inline u64 kread64(u64 addr)
-{
-    u64 v = 0;
-    bpf_probe_read_kernel(&v, sizeof(v), (void *)addr);
-    return v;
+/* kread64/32/16/8: one value of that width at a kernel address, 0 if unreadable */
+#define KREAD(bits) \
+static __always_inline u##bits kread##bits(u64 addr) \
+{ \
+    u##bits v = 0; \
+    bpf_probe_read_kernel(&v, sizeof(v), (void *)addr); \
+    return v; \
 }
-
-static __always_inline u32 kread32(u64 addr)
-{
-    u32 v = 0;
-    bpf_probe_read_kernel(&v, sizeof(v), (void *)addr);
-    return v;
-}
-
-static __always_inline u16 kread16(u64 addr)
-{
-    u16 v = 0;
-    bpf_probe_read_kernel(&v, sizeof(v), (void *)addr);
-    return v;
-}
-
-static __always_inline u8 kread8(u64 addr)
-{
-    u8 v = 0;
-    bpf_probe_read_kernel(&v, sizeof(v), (void *)addr);
-    return v;
-}
+KREAD(64)
+KREAD(32)
+KREAD(16)
+KREAD(8)
 
 static __always_inline bool is_selftest(u32 tid)
 {
