@@ -76,106 +76,6 @@ def _null():
     return None
 
 
-# protocols whose binds name a port (bind.bpf.c's port_proto; a raw socket's
-# "port" is its protocol): port 0 asked there is a client bind
-PORT_PROTOS = frozenset((6, 17, 132, 136, 262))
-def _listened_cell(rec):
-    # the backlog when the socket listened in the window, "" when it did not
-    if rec.get("listened"):
-        return "yes (%s)" % rec.get("backlog") if rec.get("backlog") is not None else "yes"
-    return ""
-
-
-def _addr_cell(rec):
-    # a failed bind never got an address (the kernel leaves the socket at
-    # 0.0.0.0:0): the columns show what it asked for, as JSON's requested_addr
-    if rec.get("error") and rec.get("requested_addr"):
-        return rec["requested_addr"]
-    return rec.get("addr")
-
-
-def _port_cell(rec):
-    if rec.get("error") and rec.get("requested_port") is not None:
-        return rec["requested_port"]
-    return rec.get("port")
-
-
-BL = (BIND, LISTENER)
-TIME = ("clock", "ts")
-FIELDS = (
-    Field("schema", INT, decode=lambda: SCHEMA, bcc=True),
-    Field("timestamp", TEXT, "ts", "Q", _rfc3339, TIME, bcc=True),
-    Field("pid", INT, "pid", "I", title="PID", width=7, show="CR", records=BL, bcc=True),
-    Field("tid", INT, "tid", "I", bcc=True),
-    Field("ppid", INT, "ppid", "I", bcc=True),
-    Field("uid", INT, "uid", "I", records=BL, bcc=True),
-    Field("gid", INT, "gid", "I", bcc=True),
-    Field("user", TEXT, "uid", decode=lambda uid: user_name(uid), records=BL, bcc=True),
-    Field("comm", TEXT, "comm", "16s", lambda comm: clean_comm(comm), title="COMM", width=16,
-          show="CR", records=BL, bcc=True),
-    Field("proto", TEXT, "proto", "H", proto_name, title="PROTO", width=6, show="CR", records=BL,
-          bcc=True),
-    Field("family", INT, "family", "B", records=BL, bcc=True),
-    Field("addr", TEXT, "addr", "16s", lambda f, a: format_addr(f, a), ("family", "addr"),
-          title="ADDR", width=16, show="CR", records=BL, bcc=True, cell=_addr_cell),
-    Field("port", INT, "port", "H", title="PORT", width=6, show="CR", records=BL, bcc=True,
-          cell=_port_cell),
-    Field("requested_addr", TEXT, "req_addr", "16s", lambda f, a: format_addr(f, a),
-          ("family", "req_addr"), bcc=True),
-    Field("requested_port", INT, "req_port", "H", bcc=True),
-    # port 0 asked on a port protocol: the kernel picked the port (summary mode
-    # counts these without it: bind.h's bind_stats, bind.bpf.c's summary_add)
-    Field("client", BOOL, decode=lambda req_port, proto: req_port == 0 and proto in PORT_PROTOS,
-          args=("req_port", "proto"), bcc=True),
-    Field("opts", TEXT, "opts", "B", lambda bits: opts_string(bits), title="OPTS", width=6,
-          show="CR", bcc=True),
-    Field("options", MAP, "opts", decode=lambda bits: opts_dict(bits), bcc=True),
-    Field("if_index", INT, "bound_dev_if", "I", bcc=True),
-    Field("if", TEXT, "bound_dev_if", decode=_no_if_name, title="IF", show="CR", bcc=True,
-          cell=_if_cell),
-    Field("error", TEXT, "ret", decode=lambda ret: errno_name(ret), title="ERROR", width=12,
-          show="cr", bcc=True),
-    Field("ret", INT, "ret", "i", bcc=True),
-    Field("netns", INT, "netns", "I", records=BL, bcc=True),
-    Field("mntns", INT, "mntns", "I", bcc=True),
-    Field("cgroup_id", INT, "cgroup_id", "Q", bcc=True),
-    Field("container", MAP, decode=_null, records=BL, bcc=True),   # set by the enricher
-    Field("k8s", MAP, decode=_null, records=BL, bcc=True),
-    Field("count", INT, "count", "Q", title="COUNT", width=8, show="c", records=(SUMMARY,),
-          bcc=True),
-    Field("first_seen", TEXT, "first_ts", "Q", _rfc3339, ("clock", "first_ts"),
-          records=(SUMMARY,), bcc=True),
-    Field("last_seen", TEXT, "last_ts", "Q", _rfc3339, ("clock", "last_ts"), records=(SUMMARY,),
-          bcc=True),
-    Field("port_min", INT, "port_min", "H", records=(SUMMARY,), bcc=True),
-    Field("port_max", INT, "port_max", "H", records=(SUMMARY,), bcc=True),
-    # a client key has no pid/ppid: the summary decoder reads pid and ppid from
-    # these (events.py); no record carries them under their own name
-    Field("first_pid", INT, "first_pid", "I", records=()),
-    Field("first_ppid", INT, "first_ppid", "I", records=()),
-    Field("verdict", TEXT, records=(POLICY,)),          # set by the allow rules
-    Field("rule", MAP, records=(POLICY,)),     # the deciding rule: index, name, owner, ticket, expires
-    Field("exposure", TEXT, title="EXPOSURE", show="r", records=(HOSTSIDE,)),
-    Field("exposure_families", LIST, records=(HOSTSIDE,)),
-    Field("listened", BOOL, title="LISTENED", show="r", records=(HOSTSIDE,), cell=_listened_cell),
-    Field("backlog", INT, "backlog", "I", records=(HOSTSIDE,)),    # from listen_stats
-    Field("exe", TEXT, title="EXE", show="r", records=(HOSTSIDE,)),
-    Field("exe_state", TEXT, records=(HOSTSIDE,)),
-    Field("cmdline", TEXT, records=(HOSTSIDE,)),
-    Field("parents", LIST, records=(HOSTSIDE,)),
-    Field("cgroup", TEXT, records=(HOSTSIDE,)),
-    Field("unit", TEXT, title="UNIT", show="r", records=(HOSTSIDE,),
-          cell=lambda rec: rec.get("socket_unit") or rec.get("unit")),
-    Field("socket_unit", TEXT, records=(HOSTSIDE,)),
-    Field("package", TEXT, title="PACKAGE", show="r", records=(HOSTSIDE,)),
-    Field("state", TEXT, records=(LISTENER,)),
-    Field("inode", INT, "sock_ino", "Q", records=(LISTENER,)),    # listen_stats: the socket
-    Field("v6only", BOOL, records=(LISTENER,)),
-    Field("cookie", INT, records=(LISTENER,)),
-    Field("seen", TEXT, records=(LISTENER,)),    # "snapshot" (listening at the end) or "window"
-)
-BY_NAME = {f.name: f for f in FIELDS}
-
 # -- the value readers the rows use -------------------------------------------
 # IG v1 column order, left to right: r R N T F
 OPTS_ORDER = ((OPT_REUSEPORT, "r"), (OPT_REUSEADDR, "R"), (OPT_NO_PORT, "N"),
@@ -223,6 +123,108 @@ def user_name(uid):
             _users[uid] = str(uid)
     return _users[uid]
 
+
+# protocols whose binds name a port (bind.bpf.c's port_proto; a raw socket's
+# "port" is its protocol): port 0 asked there is a client bind
+PORT_PROTOS = frozenset((6, 17, 132, 136, 262))
+
+
+def _listened_cell(rec):
+    # the backlog when the socket listened in the window, "" when it did not
+    if rec.get("listened"):
+        return "yes (%s)" % rec.get("backlog") if rec.get("backlog") is not None else "yes"
+    return ""
+
+
+def _addr_cell(rec):
+    # a failed bind never got an address (the kernel leaves the socket at
+    # 0.0.0.0:0): the columns show what it asked for, as JSON's requested_addr
+    if rec.get("error") and rec.get("requested_addr"):
+        return rec["requested_addr"]
+    return rec.get("addr")
+
+
+def _port_cell(rec):
+    if rec.get("error") and rec.get("requested_port") is not None:
+        return rec["requested_port"]
+    return rec.get("port")
+
+
+BL = (BIND, LISTENER)
+TIME = ("clock", "ts")
+FIELDS = (
+    Field("schema", INT, decode=lambda: SCHEMA, bcc=True),
+    Field("timestamp", TEXT, "ts", "Q", _rfc3339, TIME, bcc=True),
+    Field("pid", INT, "pid", "I", title="PID", width=7, show="CR", records=BL, bcc=True),
+    Field("tid", INT, "tid", "I", bcc=True),
+    Field("ppid", INT, "ppid", "I", bcc=True),
+    Field("uid", INT, "uid", "I", records=BL, bcc=True),
+    Field("gid", INT, "gid", "I", bcc=True),
+    Field("user", TEXT, "uid", decode=user_name, records=BL, bcc=True),
+    Field("comm", TEXT, "comm", "16s", clean_comm, title="COMM", width=16,
+          show="CR", records=BL, bcc=True),
+    Field("proto", TEXT, "proto", "H", proto_name, title="PROTO", width=6, show="CR", records=BL,
+          bcc=True),
+    Field("family", INT, "family", "B", records=BL, bcc=True),
+    Field("addr", TEXT, "addr", "16s", format_addr, ("family", "addr"),
+          title="ADDR", width=16, show="CR", records=BL, bcc=True, cell=_addr_cell),
+    Field("port", INT, "port", "H", title="PORT", width=6, show="CR", records=BL, bcc=True,
+          cell=_port_cell),
+    Field("requested_addr", TEXT, "req_addr", "16s", format_addr,
+          ("family", "req_addr"), bcc=True),
+    Field("requested_port", INT, "req_port", "H", bcc=True),
+    # port 0 asked on a port protocol: the kernel picked the port (summary mode
+    # counts these without it: bind.h's bind_stats, bind.bpf.c's summary_add)
+    Field("client", BOOL, decode=lambda req_port, proto: req_port == 0 and proto in PORT_PROTOS,
+          args=("req_port", "proto"), bcc=True),
+    Field("opts", TEXT, "opts", "B", opts_string, title="OPTS", width=6,
+          show="CR", bcc=True),
+    Field("options", MAP, "opts", decode=opts_dict, bcc=True),
+    Field("if_index", INT, "bound_dev_if", "I", bcc=True),
+    Field("if", TEXT, "bound_dev_if", decode=_no_if_name, title="IF", show="CR", bcc=True,
+          cell=_if_cell),
+    Field("error", TEXT, "ret", decode=errno_name, title="ERROR", width=12,
+          show="cr", bcc=True),
+    Field("ret", INT, "ret", "i", bcc=True),
+    Field("netns", INT, "netns", "I", records=BL, bcc=True),
+    Field("mntns", INT, "mntns", "I", bcc=True),
+    Field("cgroup_id", INT, "cgroup_id", "Q", bcc=True),
+    Field("container", MAP, decode=_null, records=BL, bcc=True),   # set by the enricher
+    Field("k8s", MAP, decode=_null, records=BL, bcc=True),
+    Field("count", INT, "count", "Q", title="COUNT", width=8, show="c", records=(SUMMARY,),
+          bcc=True),
+    Field("first_seen", TEXT, "first_ts", "Q", _rfc3339, ("clock", "first_ts"),
+          records=(SUMMARY,), bcc=True),
+    Field("last_seen", TEXT, "last_ts", "Q", _rfc3339, ("clock", "last_ts"), records=(SUMMARY,),
+          bcc=True),
+    Field("port_min", INT, "port_min", "H", records=(SUMMARY,), bcc=True),
+    Field("port_max", INT, "port_max", "H", records=(SUMMARY,), bcc=True),
+    # a client key has no pid/ppid: the summary decoder reads pid and ppid from
+    # these (events.py); no record carries them under their own name
+    Field("first_pid", INT, "first_pid", "I", records=()),
+    Field("first_ppid", INT, "first_ppid", "I", records=()),
+    Field("verdict", TEXT, records=(POLICY,)),          # set by the allow rules
+    Field("rule", MAP, records=(POLICY,)),     # the deciding rule: index, name, owner, ticket, expires
+    Field("exposure", TEXT, title="EXPOSURE", show="r", records=(HOSTSIDE,)),
+    Field("exposure_families", LIST, records=(HOSTSIDE,)),
+    Field("listened", BOOL, title="LISTENED", show="r", records=(HOSTSIDE,), cell=_listened_cell),
+    Field("backlog", INT, "backlog", "I", records=(HOSTSIDE,)),    # from listen_stats
+    Field("exe", TEXT, title="EXE", show="r", records=(HOSTSIDE,)),
+    Field("exe_state", TEXT, records=(HOSTSIDE,)),
+    Field("cmdline", TEXT, records=(HOSTSIDE,)),
+    Field("parents", LIST, records=(HOSTSIDE,)),
+    Field("cgroup", TEXT, records=(HOSTSIDE,)),
+    Field("unit", TEXT, title="UNIT", show="r", records=(HOSTSIDE,),
+          cell=lambda rec: rec.get("socket_unit") or rec.get("unit")),
+    Field("socket_unit", TEXT, records=(HOSTSIDE,)),
+    Field("package", TEXT, title="PACKAGE", show="r", records=(HOSTSIDE,)),
+    Field("state", TEXT, records=(LISTENER,)),
+    Field("inode", INT, "sock_ino", "Q", records=(LISTENER,)),    # listen_stats: the socket
+    Field("v6only", BOOL, records=(LISTENER,)),
+    Field("cookie", INT, records=(LISTENER,)),
+    Field("seen", TEXT, records=(LISTENER,)),    # "snapshot" (listening at the end) or "window"
+)
+BY_NAME = {f.name: f for f in FIELDS}
 
 # -- derived: struct formats, checked against bind.h's layout ------------------
 _INT_CODES = {"u": "BHIQ", "s": "bhiq"}
@@ -311,6 +313,7 @@ def plain_format(struct_name):
         fmt += "%ds" % msize if kind == "bytes" else _INT_CODES[kind][_INT_SIZES.index(msize)]
         pos = offset + msize
     return struct.Struct(fmt + ("%dx" % (size - pos) if size > pos else ""))
+
 
 # -- derived: the JSON shape --------------------------------------------------
 EVENT_FIELDS = tuple(f for f in FIELDS if BIND in f.records)
