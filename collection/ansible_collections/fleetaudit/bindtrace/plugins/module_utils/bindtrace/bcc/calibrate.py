@@ -15,7 +15,7 @@ import socket
 import struct
 import threading
 
-from .program import ORACLE_C, ORACLE_CHUNK, ORACLE_SLOTS
+from .program import ORACLE_C, ORACLE_SLOTS
 
 SO_REUSEADDR, SO_REUSEPORT, SO_BINDTOIFINDEX = 2, 15, 62
 IP_FREEBIND, IP_TRANSPARENT, IP_BIND_ADDRESS_NO_PORT = 15, 19, 24
@@ -204,13 +204,13 @@ class Calibrator(object):
             raise CalibrationError("cannot read the current task")
         rd = self.oracle.read_many
         cands = [(i * 8, v) for i, v in enumerate(u64s(task)) if is_kptr(v)]
-        level1 = rd([(v, 128) for _, v in cands])
+        level1 = rd([(v, 128) for _off, v in cands])
         found = []
         for (o_files, files), fbuf in zip(cands, level1):
             if fbuf is None:
                 continue
             fdts = [(i * 8, v) for i, v in enumerate(u64s(fbuf)) if is_kptr(v)]
-            for (o_fdt, fdt), tbuf in zip(fdts, rd([(v, 16) for _, v in fdts])):
+            for (o_fdt, fdt), tbuf in zip(fdts, rd([(v, 16) for _off, v in fdts])):
                 if tbuf is None:
                     continue
                 max_fds, fds = struct.unpack_from("<I4xQ", tbuf)
@@ -222,7 +222,7 @@ class Calibrator(object):
                 if not fbody:
                     continue
                 socks = [(i * 8, v) for i, v in enumerate(u64s(fbody)) if is_kptr(v)]
-                for (o_priv, so), sbuf in zip(socks, rd([(v, 128) for _, v in socks])):
+                for (o_priv, so), sbuf in zip(socks, rd([(v, 128) for _off, v in socks])):
                     if not sbuf:
                         continue
                     words = u64s(sbuf)
@@ -230,7 +230,7 @@ class Calibrator(object):
                     sks = [(i * 8, v) for i, v in enumerate(words) if is_kptr(v) and v != fp]
                     if not backs:
                         continue
-                    for (o_sk, sk), kbuf in zip(sks, rd([(v, 128) for _, v in sks])):
+                    for (o_sk, sk), kbuf in zip(sks, rd([(v, 128) for _off, v in sks])):
                         if kbuf and _at(kbuf, addr, 4) and _at(kbuf, pport, 2):
                             found.append((o_files, o_fdt, o_priv, tuple(backs), o_sk))
         found = sorted(set(found))
@@ -245,13 +245,13 @@ class Calibrator(object):
     def find_addresses(self):
         """skc_rcv_saddr / skc_v6_rcv_saddr: multicast binds set only these."""
         v4, v6 = [], []
-        for _ in range(2):
+        for _attempt in range(2):
             s = self.sock(socket.AF_INET, socket.SOCK_DGRAM)
-            a = bytes([239] + [random.randint(1, 254) for _ in range(3)])
+            a = bytes([239] + [random.randint(1, 254) for _i in range(3)])
             s.bind((socket.inet_ntoa(a), _unusual_port(self.ports)))
             v4.append((s, a))
             s6 = self.sock(socket.AF_INET6, socket.SOCK_DGRAM)
-            a6 = bytes([0xff, 0x0e] + [random.randint(1, 254) for _ in range(14)])
+            a6 = bytes([0xff, 0x0e] + [random.randint(1, 254) for _i in range(14)])
             s6.bind((socket.inet_ntop(socket.AF_INET6, a6), _unusual_port(self.ports)))
             v6.append((s6, a6))
         self.offsets["OFF_SK_RCV_SADDR"] = _unique(
@@ -262,15 +262,15 @@ class Calibrator(object):
 
     def find_ports_family_proto(self):
         tcp4 = self.sock(socket.AF_INET, socket.SOCK_STREAM)
-        tcp4.bind(("127.%d.%d.%d" % tuple(random.randint(1, 254) for _ in range(3)),
+        tcp4.bind(("127.%d.%d.%d" % tuple(random.randint(1, 254) for _i in range(3)),
                    _unusual_port(self.ports)))
         tcp6 = self.sock(socket.AF_INET6, socket.SOCK_STREAM)
         tcp6.bind(("::1", _unusual_port(self.ports)))
-        probes = [(s, s.getsockname()[1]) for s, _ in self.bound] + [
+        probes = [(s, s.getsockname()[1]) for s, _addr in self.bound] + [
             (tcp4, tcp4.getsockname()[1]), (tcp6, tcp6.getsockname()[1])]
-        dumps = [(s, self.dump(s)) for s, _ in probes]
+        dumps = [(s, self.dump(s)) for s, _port in probes]
         self.offsets["OFF_SK_NUM"] = _unique(
-            "skc_num", [_common(d, struct.pack("<H", p), 2, 2) for (_, d), (_, p) in zip(dumps, probes)])
+            "skc_num", [_common(d, struct.pack("<H", p), 2, 2) for (_s, d), (_s2, p) in zip(dumps, probes)])
         self.offsets["OFF_SK_FAMILY"] = _unique(
             "skc_family", [_common(d, struct.pack("<H", s.family), 2, 2) for s, d in dumps])
         raw = self.sock(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
@@ -340,7 +340,7 @@ class Calibrator(object):
             d = self.dump(s)
             ptrs = [(i * 8, v) for i, v in enumerate(u64s(d, 512)) if is_kptr(v)]
             cand = set()
-            for (o_net, p), nb in zip(ptrs, self.oracle.read_many([(v, 2048) for _, v in ptrs])):
+            for (o_net, p), nb in zip(ptrs, self.oracle.read_many([(v, 2048) for _off, v in ptrs])):
                 if nb:
                     for o_inum in _common(nb, struct.pack("<I", ino), 4, 4):
                         cand.add((o_net, o_inum))
@@ -358,15 +358,15 @@ class Calibrator(object):
         cands = [(i * 8, v) for i, v in enumerate(u64s(task)) if is_kptr(v)]
         found = set()
         rd = self.oracle.read_many
-        for (o_nsp, nsp), nb in zip(cands, rd([(v, 128) for _, v in cands])):
+        for (o_nsp, nsp), nb in zip(cands, rd([(v, 128) for _off, v in cands])):
             if not nb:
                 continue
             ptrs = [(i * 8, v) for i, v in enumerate(u64s(nb, 64)) if is_kptr(v)]
             if o_inum_net is not None:
-                nets = rd([(v + o_inum_net, 4) for _, v in ptrs])
+                nets = rd([(v + o_inum_net, 4) for _off, v in ptrs])
                 if net_ino not in nets:
                     continue
-            for (o_mnt, p), mb in zip(ptrs, rd([(v, 512) for _, v in ptrs])):
+            for (o_mnt, p), mb in zip(ptrs, rd([(v, 512) for _off, v in ptrs])):
                 if mb:
                     for o_inum in _common(mb, struct.pack("<I", mnt), 4, 4):
                         found.add((o_nsp, o_mnt, o_inum))
@@ -383,9 +383,8 @@ class Calibrator(object):
         o_tgid = _unique("pid/tgid", [set(o + 4 for o in _common(task, pair, 4, 8))])
         cands = [(i * 8, v) for i, v in enumerate(u64s(task)) if is_kptr(v)]
         want = struct.pack("<I", ppid)
-        hits = [o for (o, v), b in zip(cands, self.oracle.read_many([(v + o_tgid, 4)
-                                                                      for _, v in cands]))
-                if b == want]
+        reads = self.oracle.read_many([(v + o_tgid, 4) for _off, v in cands])
+        hits = [o for (o, v), b in zip(cands, reads) if b == want]
         if not hits or hits[1:] not in ([], [hits[0] + 8]):
             raise CalibrationError("real_parent: %d candidates" % len(hits))
         self.offsets.update(OFF_TASK_TGID=o_tgid, OFF_TASK_REAL_PARENT=hits[0])
