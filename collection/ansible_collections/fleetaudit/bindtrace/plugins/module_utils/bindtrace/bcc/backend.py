@@ -65,8 +65,11 @@ def system_python_with_bcc():
         if os.path.exists(path) and os.path.realpath(path) != os.path.realpath(
                 sys.executable):
             try:
-                ok = subprocess.run([path, "-c", "import bcc"], stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL, timeout=30).returncode == 0
+                # library code (the module, Salt and the CLI run it): no AnsibleModule.run_command
+                # here; a diagnostic of which interpreter to use, so its exit status is the answer
+                ok = subprocess.run(  # pylint: disable=ansible-bad-function
+                    [path, "-c", "import bcc"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    timeout=30, check=False).returncode == 0
             except (OSError, subprocess.TimeoutExpired):
                 ok = False
             if ok:
@@ -337,4 +340,3 @@ def selftest_binds():
     finally:
         for s in keep:
             s.close()
-
