@@ -15,6 +15,8 @@ K8S_COLUMNS = (("K8S.NODE", 16, lambda e: (e.get("k8s") or {}).get("node")),
                ("K8S.PODNAME", 16, lambda e: (e.get("k8s") or {}).get("pod")),
                ("K8S.CONTAINERNAME", 17, lambda e: (e.get("k8s") or {}).get("container")
                 or (e.get("container") or {}).get("name")))
+
+
 # the record's columns (record.py): always shown; ERROR with -i=false, COUNT with
 # --summary; the unpadded one (IF) last, as in ig
 def _column(f):
@@ -50,7 +52,7 @@ class Table(object):
 
     def line(self, cells):
         parts = []
-        for (name, width, _), cell in zip(self.cols, cells):
+        for (_title, width, _get), cell in zip(self.cols, cells):
             parts.append(cell.ljust(width) if width else cell)
         self.out.write(" ".join(parts).rstrip() + "\n")
 
@@ -62,7 +64,7 @@ class Table(object):
         if not self.containers and ev.get("container") is not None:
             self.set_columns(True)   # first container event: K8S columns, header again
             self.header()
-        self.line([printable(get(ev)) for _, _, get in self.cols])
+        self.line([printable(get(ev)) for _title, _width, get in self.cols])
         self.out.flush()
 
 
@@ -160,4 +162,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())   # the console script does the same with main()'s status
