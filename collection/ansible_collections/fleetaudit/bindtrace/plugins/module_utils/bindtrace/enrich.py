@@ -313,7 +313,7 @@ class Enricher(object):
         fd, wake = self._ino_fd, self._wake[0]
         while True:
             try:
-                ready, _, _ = select.select([fd, wake], [], [])
+                ready, _w, _x = select.select([fd, wake], [], [])
             except (OSError, ValueError):
                 return
             if wake in ready:
@@ -326,7 +326,7 @@ class Enricher(object):
                 return
             off = 0
             while off + _EVENT.size <= len(data):
-                wd, mask, _, length = _EVENT.unpack_from(data, off)
+                wd, mask, _cookie, length = _EVENT.unpack_from(data, off)
                 name = data[off + _EVENT.size:off + _EVENT.size + length].split(b"\0", 1)[0]
                 off += _EVENT.size + length
                 if mask & _IN_Q_OVERFLOW:

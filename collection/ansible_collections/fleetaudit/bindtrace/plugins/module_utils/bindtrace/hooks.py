@@ -51,7 +51,7 @@ RUNGS = (
           ("compat", (b"bind_exit_compat", b"listen_exit_compat"))), SYSCALL_SEES),
 )
 HOOKS = ("auto",) + tuple(r.name for r in RUNGS)
-ALL_PROGRAMS = tuple(p for r in RUNGS for _, progs in r.builds for p in progs)
+ALL_PROGRAMS = tuple(p for r in RUNGS for _build, progs in r.builds for p in progs)
 KPROBE_PMU = "/sys/bus/event_source/devices/kprobe"
 
 
@@ -70,8 +70,7 @@ def unavailable(rung):
     from .preflight import tracefs_root
     if rung.name == "kprobe":
         root = tracefs_root()
-        if os.path.isdir(KPROBE_PMU) or (root and os.path.exists(os.path.join(root,
-                                                                               "kprobe_events"))):
+        if os.path.isdir(KPROBE_PMU) or (root and os.path.exists(os.path.join(root, "kprobe_events"))):
             return None
         return ("kprobes are not available: this kernel has no kprobe PMU (%s) and no "
                 "kprobe_events (built without CONFIG_KPROBES)" % KPROBE_PMU)

@@ -63,7 +63,7 @@ def map_info(fd):
     info = {}
     with open("/proc/self/fdinfo/%d" % fd) as f:
         for line in f:
-            key, _, value = line.partition(":")
+            key, _sep, value = line.partition(":")
             value = value.strip()
             if key in ("map_type", "max_entries", "map_id"):
                 info[key] = int(value)
@@ -161,4 +161,3 @@ class RingBuffer(object):
                 # the views first: an mmap with live exports refuses to close
                 obj.release() if isinstance(obj, memoryview) else obj.close()
                 setattr(self, res, None)
-
