@@ -114,6 +114,12 @@ def load_hint(rung, err, log, kernel_release=None):
 def attach_hint(rung, err):
     """'; <cause>' for an attach the kernel refused after the program loaded."""
     err = abs(err)
+    if err == errno.E2BIG:
+        # perf-event hooks (tracepoint, kprobe) take at most 64 programs each, a
+        # trampoline (fexit) 38: other tracers (or other bindtrace runs) hold them
+        return ("; the kernel allows only so many BPF programs on one %s hook and that many are "
+                "attached (other tracers or other bindtrace runs on this host): stop some "
+                "(bpftool perf / bpftool link list shows them) or pin another hook" % rung.name)
     if err in (errno.ENOTSUP, 524) and rung.name == "fexit":
         return ("; this kernel cannot attach BPF trampolines to kernel functions here (e.g. "
                 "arm64 before Linux 6.4 has no direct calls for them)")
