@@ -74,8 +74,8 @@ def _baseline(path, err):
 def _verdict_exit(model, args, err):
     s = model["summary"]
     if args.fail_on_outlier and s["outliers"]["flags"]:
-        err.write("bind-report: %d fleet outlier(s) on %s\n" % (s["outliers"]["flags"],
-                                                             ", ".join(s["outliers"]["hosts"])))
+        err.write("bind-report: %d fleet outlier(s) on %s\n"
+                  % (s["outliers"]["flags"], ", ".join(s["outliers"]["hosts"])))
         return EXIT_VERDICT
     if args.fail_on_unexpected and (s["unexpected_listeners"] or s["unexpected_binds"]):
         err.write("bind-report: unexpected listeners or binds on %s\n" % ", ".join(
