@@ -160,7 +160,7 @@ class Store(object):
                 for statement in statements:
                     self.execute(statement.replace("{id}", ident))
                 self.execute("INSERT INTO bindtrace_schema (version, applied) VALUES (?, ?)",
-                              (version, _now()))
+                             (version, _now()))
             self.conn.commit()
         except BaseException:
             self.conn.rollback()
