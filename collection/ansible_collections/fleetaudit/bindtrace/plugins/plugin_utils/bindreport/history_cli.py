@@ -83,7 +83,7 @@ def run_history(argv, out):
     if args.output == "json":
         out.write(json.dumps(rows, indent=1, sort_keys=True) + "\n")
     else:
-        out.write("\n".join(table(columns, [{k: ("" if r.get(k) is None else r.get(k)) for _, k in columns}
+        out.write("\n".join(table(columns, [{k: ("" if r.get(k) is None else r.get(k)) for _title, k in columns}
                                             for r in rows])) + "\n")
     return 0
 
