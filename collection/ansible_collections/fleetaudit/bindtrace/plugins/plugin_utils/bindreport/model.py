@@ -303,7 +303,7 @@ def build_report(host_results, baseline=None, baseline_path=None, generated=None
     only labels it.
     """
     items = list(host_results.items())
-    raw_facts = [_raw_facts(raw) if isinstance(raw, dict) else None for _, raw in items]
+    raw_facts = [_raw_facts(raw) if isinstance(raw, dict) else None for _name, raw in items]
     args = (baseline, baseline_path, generated, generator)
     # Encoding the facts is both their UTF-8 check and report.json's text,
     # done once. With a second core, a forked child encodes most hosts while
@@ -341,7 +341,7 @@ def build_report(host_results, baseline=None, baseline_path=None, generated=None
         rest = [None if f is None else facts_text(f) for f in raw_facts[cut:]]
     if any(text is None and f is not None for f, text in zip(raw_facts[cut:], rest)):
         checked += [(text, None if text is None else problem)
-                    for text, (_, problem) in zip(rest, pending)]
+                    for text, (_host, problem) in zip(rest, pending)]
         model = _assemble(items, raw_facts, checked, *args)
     else:
         texts = model.cache["facts_text"]
