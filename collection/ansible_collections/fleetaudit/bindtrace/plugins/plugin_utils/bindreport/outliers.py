@@ -87,7 +87,7 @@ def find_outliers(model, threshold=DEFAULT_THRESHOLD, min_hosts=MIN_HOSTS):
         groups.append({"group": group, "hosts": len(names), "outliers": rare})
     model["summary"]["outliers"] = {
         "threshold": threshold, "min_hosts": min_hosts, "flags": flags,
-        "hosts": sorted(n for n, (h, _) in traced.items() if h["outliers"]),
+        "hosts": sorted(n for n, (h, _groups) in traced.items() if h["outliers"]),
         "groups": groups,
     }
     return flags
