@@ -52,8 +52,8 @@ def _problems(host):
         out.append(("unexpected", "%d unexpected bind record%s" % (
             host["unexpected"]["binds"], "" if host["unexpected"]["binds"] == 1 else "s")))
     for o in host.get("outliers") or []:
-        out.append(("outlier", "outlier %s %s: on %d of %d %s hosts" % (o["proto"], o["port"], o["present"], o["of"],
-                                                              o["group"])))
+        out.append(("outlier", "outlier %s %s: on %d of %d %s hosts"
+                    % (o["proto"], o["port"], o["present"], o["of"], o["group"])))
     if facts.get("truncated"):
         out.append(("truncated", "records truncated (a cap or a full table)"))
     if facts.get("lost"):
@@ -108,12 +108,12 @@ def matrices(model):
     for group, members in sorted(_group_members(model).items()):
         per_host = [(h, _host_ports(h)) for h in members]
         counts = {}
-        for _, cells in per_host:
+        for _host, cells in per_host:
             for key in cells:
                 counts[key] = counts.get(key, 0) + 1
         ranked = sorted(counts, key=lambda k: (-counts[k], k[1], k[0]))
         # a port with a finding always gets a column, before common ones are cut
-        flagged = [k for k in ranked if any(c.get(k) in ("unexpected", "outlier") for _, c in per_host)]
+        flagged = [k for k in ranked if any(c.get(k) in ("unexpected", "outlier") for _host, c in per_host)]
         columns = (flagged + [k for k in ranked if k not in flagged])[:MATRIX_PORTS]
         columns.sort(key=lambda k: (k[1], k[0]))
         if len(members) <= MATRIX_HOST_ROWS:
@@ -135,7 +135,7 @@ def matrices(model):
     return out
 
 
-def port_chart(model, width=560, bar=18, gap=6, label=90):
+def port_chart(model, width=560, bar_height=18, gap=6, label=90):
     """Top ports by hosts listening, as bars of an inline SVG: {width,
     height, bars: [{y, w, label, value}]}."""
     counts = {}
@@ -143,12 +143,13 @@ def port_chart(model, width=560, bar=18, gap=6, label=90):
         for key in _host_ports(h):
             counts[key] = counts.get(key, 0) + 1
     top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0][1], kv[0][0]))[:CHART_PORTS]
-    most = max([v for _, v in top] or [1])
+    most = max([v for _key, v in top] or [1])
     room = width - label - 50
-    bars = [{"y": i * (bar + gap), "w": max(1, round(room * v / most)), "label": "%s %d" % (k[0], k[1]),
-             "value": v, "x": label, "ty": i * (bar + gap) + bar - 5, "vx": label + max(1, round(room * v / most)) + 6}
+    bars = [{"y": i * (bar_height + gap), "w": max(1, round(room * v / most)), "label": "%s %d" % (k[0], k[1]),
+             "value": v, "x": label, "ty": i * (bar_height + gap) + bar_height - 5, "vx": label + max(1, round(room * v / most)) + 6}
             for i, (k, v) in enumerate(top)]
-    return {"width": width, "height": max(bar, len(bars) * (bar + gap)), "bar": bar, "bars": bars}
+    return {"width": width, "height": max(bar_height, len(bars) * (bar_height + gap)), "bar": bar_height,
+            "bars": bars}
 
 
 def host_rows(model):
