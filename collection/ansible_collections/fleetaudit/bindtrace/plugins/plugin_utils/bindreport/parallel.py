@@ -70,7 +70,7 @@ class Forked(object):
         with os.fdopen(self.r, "rb") as f:
             data = f.read()
         try:
-            _, status = os.waitpid(self.pid, 0)
+            _pid, status = os.waitpid(self.pid, 0)
         except ChildProcessError:
             # reaped by the host program's own SIGCHLD handler: the child
             # writes only once done, so complete data means it succeeded
