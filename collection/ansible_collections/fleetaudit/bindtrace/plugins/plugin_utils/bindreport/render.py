@@ -11,7 +11,7 @@ import os
 import jinja2
 from markupsafe import Markup, escape
 
-from . import jsontext, overview, parallel, views
+from . import jsontext, overview, views
 from .parallel import gc_paused
 from .metrics import render_metrics
 from .sanitize import markdown, one_line, visible
@@ -101,7 +101,7 @@ def html_bind_rows(model, mask=None):
     column by column: each distinct value escaped once. mask: rows to keep."""
     bt = bind_table(model)
     cols = [bt.rendered(key, lambda v, key=key: '<td class="%s">%s</td>' % (key, _html(v)))
-            for _, key in bt.titles]
+            for _title, key in bt.titles]
     cols.append(bt.rendered("count", lambda v: "<td>%s</td>" % _html(v)))
     cols.append(bt.rendered("user", lambda v: "<td>%s</td>" % _html(v)))
     classes = {(False, False): '<tr class="">', (True, False): '<tr class="unexpected">',
@@ -126,7 +126,7 @@ def md_bind_rows(model, mask=None):
     """Every row of the Markdown bind table, column by column (mask: rows to keep)."""
     bt = bind_table(model)
     cols = [["|"] * bt.size]
-    cols.extend(bt.rendered(key, _md_verdict if key == "verdict" else _md_cell) for _, key in bt.titles)
+    cols.extend(bt.rendered(key, _md_verdict if key == "verdict" else _md_cell) for _title, key in bt.titles)
     cols.append(bt.rendered("count", lambda v: " %s |\n" % markdown(v)))
     rows = map("".join, zip(*cols))
     if mask is not None:
@@ -142,14 +142,14 @@ def _listener_body(fmt):
         def row(r, cols):
             return ('<tr class="%s">' % ("unexpected" if r["unexpected"] else "")
                     + "".join('<td class="%s">%s</td>' % (key, cells[type(r[key]), r[key]])
-                              for _, key in cols) + "</tr>\n")
+                              for _title, key in cols) + "</tr>\n")
     else:
         cells = _typed(markdown)
 
         def row(r, cols):
             return "|" + "".join(
                 (" **%s** |" if r["unexpected"] and key == "verdict" else " %s |")
-                % cells[type(r[key]), r[key]] for _, key in cols) + "\n"
+                % cells[type(r[key]), r[key]] for _title, key in cols) + "\n"
 
     def body(rows, cols):
         return Markup("".join(row(r, cols) for r in rows))
@@ -185,7 +185,7 @@ def _finalizer(escape):
 
 def _env(fmt):
     if fmt not in _envs:
-        _, _, autoescape, escape = FORMATS[fmt]
+        _name, _template, autoescape, escape = FORMATS[fmt]
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=autoescape,
                                  finalize=_finalizer(escape), undefined=jinja2.ChainableUndefined,
                                  keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
