@@ -89,7 +89,8 @@ _TEXT_TYPES = {str, type(None)}
 
 def _text_key(value):
     # identity values are any scalar: str() keeps 1 and True apart in Cells
-    return value if value is None or type(value) is str else str(value)
+    # exactly str (a str subclass, e.g. Ansible's unsafe text, becomes plain str)
+    return value if value is None or value.__class__ is str else str(value)
 
 
 class BindTable(object):
@@ -104,7 +105,7 @@ class BindTable(object):
         else:
             (port, proto, addr, pid, comm, verdict, opts, ifname, if_index, error, count, user,
              k8s, container, req_addr, req_port, exposure, listened, backlog, exe, unit,
-             socket_unit, package) = [[] for _ in FIELDS]
+             socket_unit, package) = [[] for _field in FIELDS]
         k8s = [k or _EMPTY for k in k8s]
         containers = [c or _EMPTY for c in container]
         cols = {
