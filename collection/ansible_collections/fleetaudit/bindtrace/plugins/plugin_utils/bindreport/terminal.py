@@ -18,11 +18,11 @@ def _cell(value, none=""):
 
 def table(columns, rows):
     """Left-aligned columns, two spaces apart, widths from the data."""
-    cells = [[_cell(r[key]) for _, key in columns] for r in rows]
-    widths = [len(title) for title, _ in columns]
+    cells = [[_cell(r[key]) for _title, key in columns] for r in rows]
+    widths = [len(title) for title, _key in columns]
     for line in cells:
         widths = [max(w, len(c)) for w, c in zip(widths, line)]
-    out = ["  ".join(t.ljust(w) for (t, _), w in zip(columns, widths)).rstrip()]
+    out = ["  ".join(t.ljust(w) for (t, _key), w in zip(columns, widths)).rstrip()]
     for line in cells:
         out.append("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip())
     return out
@@ -46,13 +46,13 @@ def bind_lines(model, mask=None):
     column: each distinct value is escaped and padded once."""
     bt = bind_table(model)
     columns = bt.titles
-    texts = [bt.texts(key, _cell) for _, key in columns]
-    widths = [max([len(title)] + [len(t) for t in col]) for (title, _), col in zip(columns, texts)]
+    texts = [bt.texts(key, _cell) for _title, key in columns]
+    widths = [max([len(title)] + [len(t) for t in col]) for (title, _key), col in zip(columns, texts)]
     padded = []
-    for (_, key), col, width in zip(columns, texts, widths):
+    for (_title, key), col, width in zip(columns, texts, widths):
         col = [t.ljust(width) for t in col]
         padded.append(map(col.__getitem__, bt.codes(key)[0]))
-    out = ["  ".join(t.ljust(w) for (t, _), w in zip(columns, widths)).rstrip()]
+    out = ["  ".join(t.ljust(w) for (t, _key), w in zip(columns, widths)).rstrip()]
     rows = map(str.rstrip, map("  ".join, zip(*padded)))
     out.extend(rows if mask is None else (r for r, keep in zip(rows, mask) if keep))
     return out
@@ -90,9 +90,9 @@ def _summary_lines(model):
         for name, rows in unexpected:
             out.append(("  %s: %d" % (_cell(name), len(rows)), "unexpected"))
             for r in rows:
-                out.append(("    %s %s:%s %s (pid %s)" % (_cell(r["proto"]), _cell(r["addr"]),
-                                                        _cell(r["port"]), _cell(r["comm"], "-"),
-                                                        _cell(r["pid"], "-")), "unexpected"))
+                out.append(("    %s %s:%s %s (pid %s)" % (
+                    _cell(r["proto"]), _cell(r["addr"]), _cell(r["port"]), _cell(r["comm"], "-"),
+                    _cell(r["pid"], "-")), "unexpected"))
     else:
         out.append(("unexpected listeners: none", None))
     if s["unexpected_binds"]:
@@ -179,4 +179,4 @@ def terminal_lines(model):
 @gc_paused()
 def render_terminal(model):
     """model -> the plain text printed at the end of the play."""
-    return "\n".join(text for text, _ in terminal_lines(model)) + "\n"
+    return "\n".join(text for text, _style in terminal_lines(model)) + "\n"
