@@ -20,7 +20,12 @@ from report_run import read, report_facts as rf, run_standin
 FILES = ["junit.xml", "report.html", "report.json", "report.md"]
 REASONS = {"broken": "tracefs is not mounted at /sys/kernel/tracing",
            "legacy": "unsupported: no kernel BTF",
-           "gone": "Connection refused"}
+           # Ansible's own words for an ssh port nobody listens on (2.17+; 2.16 with pipelining)
+           "gone": ("Connection refused", "Broken pipe")}
+
+
+def reasons(host):
+    return (REASONS[host],) if isinstance(REASONS[host], str) else REASONS[host]
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +63,7 @@ def test_json_lists_exactly_each_hosts_binds(fleet_run):
             assert got[name]["facts"] == r["facts"]
         else:
             assert got[name]["facts"] is None
-            assert REASONS[name] in got[name]["reason"]
+            assert any(r in got[name]["reason"] for r in reasons(name))
     s = report["summary"]
     assert (s["hosts"], s["traced"], s["failed"], s["unreachable"], s["unsupported"]) == (7, 4, 1, 1, 1)
     assert s["unexpected_listeners"] == {"db1": 2, "evil": 5}
@@ -79,9 +84,10 @@ def test_failed_and_unreachable_hosts_named_with_reason_everywhere(fleet_run):
     texts = {name: read(os.path.join(work, "reports", name)) for name in FILES}
     texts["terminal"] = proc.stdout[proc.stdout.index("HOST  VERDICT"):]
     for fmt, text in texts.items():
-        for host, reason in REASONS.items():
-            assert host in text and reason in text, (fmt, host)
-    assert "  UNREACHABLE gone: Failed to connect to the host via ssh" in texts["terminal"]
+        for host in REASONS:
+            assert host in text and any(r in text for r in reasons(host)), (fmt, host)
+    assert re.search(r"  UNREACHABLE gone: (Failed to connect to the host via ssh|Data could not be sent to "
+                     r"remote host)", texts["terminal"]), texts["terminal"][-2000:]
 
 
 def test_terminal_table_is_inert_and_sorted(fleet_run):
@@ -141,7 +147,8 @@ def test_missing_baseline_warns_and_still_reports(tmp_path):
     proc = run_standin(str(tmp_path), {"web1": rf.fleet()["web1"]},
                        BIND_REPORT_BASELINE=str(tmp_path / "nope.json"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "does not exist: give the report.json of an earlier run" in proc.stdout + proc.stderr
+    # (Ansible wraps warnings at the terminal's width)
+    assert "does not exist: give the report.json of an earlier run" in " ".join((proc.stdout + proc.stderr).split())
     assert json.loads(read(str(tmp_path / "reports" / "report.json")))["baseline"] is None
 
 
@@ -222,9 +229,11 @@ def test_run_never_overwrites_the_baseline_it_reads(tmp_path):
             "the report it compares against: write each run to its own directory (e.g. "
             "BIND_REPORT_DIR=reports/$(date +%%F)) or keep the baseline elsewhere (e.g. cp %s baseline.json, "
             "then BIND_REPORT_BASELINE=baseline.json)" % (reports / "report.json", reports, reports / "report.json"))
-    text = " ".join((proc.stdout + proc.stderr).split())   # Ansible wraps long error lines
+    # Ansible wraps long error lines (2.16 also after a hyphen): compare without whitespace
+    text = "".join((proc.stdout + proc.stderr).split())
     # when the trace starts (before its window), and at the end
-    assert "bind_report: %s; this run will write no report files" % said in text, text[-3000:]
-    assert "bind_report: no report files written: %s" % said in text, text[-3000:]
+    for line in ("bind_report: %s; this run will write no report files" % said,
+                 "bind_report: no report files written: %s" % said):
+        assert "".join(line.split()) in text, (proc.stdout + proc.stderr)[-3000:]
     assert "BIND REPORT SUMMARY" in proc.stdout and "bind_report: wrote" not in proc.stdout
     assert {p.name: p.read_bytes() for p in reports.iterdir()} == before
