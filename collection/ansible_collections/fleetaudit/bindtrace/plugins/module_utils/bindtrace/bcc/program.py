@@ -61,7 +61,7 @@ BPF_HASH(inflight, u32, struct inflight, 10240);
 BPF_PERF_OUTPUT(events);
 BPF_HASH(summary, struct bind_key, struct bind_stats, SUMMARY_ENTRIES);
 BPF_ARRAY(ports, u64, 1024);
-BPF_PERCPU_ARRAY(stats, u64, 4);
+BPF_PERCPU_ARRAY(stats, u64, STAT_MAX);  // every slot of bind.h, read back by maps.read_stats
 BPF_PERCPU_ARRAY(scratch, struct bind_event, 1);
 /* slot 0: the self-test thread; its binds skip the filters and always go to
  * the perf buffer, so the backend can check every field against the truth */
