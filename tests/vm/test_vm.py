@@ -29,12 +29,14 @@ LIB = os.path.join(ROOT, "collection", "ansible_collections", "fleetaudit", "bin
                    "module_utils")
 sys.path.insert(0, LIB)
 
-# The kernel tests as they are (same workloads, same expectations). The first
-# core rung (the one `hook: auto` picks on these kernels) runs all of them; the
-# other rungs run the exact-value cases of the tracer and the SIGKILL clean-up,
-# which is what differs between hooks (TCG is slow: the full set per rung
-# would take the matrix past CI's budget).
-FULL_TARGETS = ["tests/kernel/test_tracer.py", "tests/kernel/test_cli.py"]
+# The kernel tests as they are (same workloads, same expectations). The "auto"
+# run (no hook pinned: the cheapest rung that loads, fexit on these kernels) runs
+# all of them, with test_hooks.py (which pins each rung itself); each other rung,
+# pinned for the whole run with BINDTRACE_HOOK, runs the tracer's exact-value
+# cases and the SIGKILL clean-up, which is what differs between hooks (TCG is
+# slow: the full set per rung would take the matrix past CI's budget).
+FULL_TARGETS = ["tests/kernel/test_tracer.py", "tests/kernel/test_cli.py",
+                "tests/kernel/test_hooks.py"]
 FULL_DESELECT = [
     # argument parsing only: no kernel involved, the host's run covers it
     "tests/kernel/test_cli.py::test_bad_input_one_clear_message",
@@ -62,23 +64,16 @@ BCC_DESELECT = [
 GUEST_ENV = {"BINDTRACE_TEST_SUMMARY_BINDS": "10000", "BINDTRACE_TEST_TIME_FACTOR": "5"}
 
 
-def core_rungs():
-    """The hook ladder's rungs (bindtrace.hooks), each forced in turn through
-    BINDTRACE_HOOK; before the ladder existed, the one tracepoint rung."""
-    try:
-        from bindtrace import hooks
-    except ImportError:
-        return [{"rung": "tracepoint", "env": {}, "expect": {"backend": "core"}}]
-    return [{"rung": r.name, "env": {"BINDTRACE_HOOK": r.name},
-             "expect": {"backend": "core", "hook": r.name}} for r in hooks.RUNGS]
-
-
 def core_runs():
-    runs = []
-    for i, r in enumerate(core_rungs()):
-        targets, deselect = (FULL_TARGETS, FULL_DESELECT) if i == 0 else \
-            (RUNG_TARGETS, RUNG_DESELECT)
-        runs.append(dict(r, targets=targets, deselect=deselect))
+    """auto, then every rung of the hook ladder but the cheapest (auto's) pinned."""
+    from bindtrace import hooks
+    names = [r.name for r in hooks.RUNGS]
+    runs = [{"rung": "auto", "env": {}, "expect": {"backend": "core", "hook": names[0]},
+             "targets": FULL_TARGETS, "deselect": FULL_DESELECT}]
+    for name in names[1:]:
+        runs.append({"rung": name, "env": {"BINDTRACE_HOOK": name},
+                     "expect": {"backend": "core", "hook": name},
+                     "targets": RUNG_TARGETS, "deselect": RUNG_DESELECT})
     return runs
 
 
@@ -245,7 +240,7 @@ def test_arm64_reports_the_same_fields_as_x86_64(guest_results):
     if not has_object("aarch64"):
         pytest.xfail("no bindtrace BPF object for aarch64 embedded yet (issue 14)")
     arm, x86 = guest_results("aarch64-6.1"), guest_results("x86_64-6.1")
-    for rung in [r["rung"] for r in core_rungs()]:
+    for rung in [r["rung"] for r in core_runs()]:
         a, x = arm["records"].get(rung), x86["records"].get(rung)
         assert a and x and a["events"] and x["events"], (rung, a, x)
 
