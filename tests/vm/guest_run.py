@@ -100,6 +100,9 @@ def main():
     # library (the embedded object is a large module) again, at TCG speed
     subprocess.call([sys.executable, "-m", "compileall", "-q", LIB, KERNEL_TESTS, HERE],
                     stdout=subprocess.DEVNULL)
+    for name in job.get("probe_rungs", []):  # each rung pinned alone: loads, or why not
+        facts = tracer_facts(dict(base, BINDTRACE_HOOK=name), {})
+        emit(dict(facts, kind="facts", rung="pinned:" + name, guest=job["guest"]))
     for run in job["runs"]:
         env = dict(base, BTVM_RUNG=run["rung"], **run.get("env", {}))
         t0 = time.monotonic()

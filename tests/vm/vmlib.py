@@ -338,6 +338,10 @@ exec switch_root /newroot /bin/sh /opt/bindtrace/tests/vm/guest_init.sh
 """
 
 
+def head_commit():
+    return out(["git", "-C", ROOT, "rev-parse", "HEAD"]).strip()
+
+
 def payload_tar(commit="HEAD"):
     """git archive of the commit under test: exactly what is committed, nothing else."""
     return subprocess.run(["git", "-C", ROOT, "archive", "--format=tar", commit],
