@@ -123,7 +123,8 @@ def test_comm_filter_cli():
 
 
 def test_timeout_and_summary():
-    proc = start_cli("--summary", "--timeout", "%g" % (3 * TIME_FACTOR), "-P=47107")
+    # the window must hold three Python start-ups: ~10x slower in a loaded VM
+    proc = start_cli("--summary", "--timeout", "%g" % (3 * TIME_FACTOR ** 2), "-P=47107")
     wait_loaded(proc)
     pids = [bind_child(47107, reuse=True, comm="btsum") for _ in range(3)]
     out, err = proc.communicate(timeout=30 * TIME_FACTOR)
