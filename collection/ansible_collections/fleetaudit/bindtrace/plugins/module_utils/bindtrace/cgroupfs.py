@@ -11,7 +11,7 @@ def v2_root():
     try:
         with open("/proc/self/mountinfo") as f:
             for line in f:
-                left, _, right = line.partition(" - ")
+                left, _sep, right = line.partition(" - ")
                 if right.split(" ", 1)[0] == "cgroup2":
                     return left.split(" ")[4].replace("\\040", " ")
     except OSError:
