@@ -122,7 +122,7 @@ def _pick(holders_here):
     """Among the holders of one socket, the one whose parent is not a holder
     too (the parent of forked workers; pid order alone is wrong once pids
     wrap around). Ties: the lowest pid."""
-    pids = {p for p, _ in holders_here}
+    pids = {p for p, _comm in holders_here}
     if len(pids) == 1:
         return holders_here[0]
     roots = [h for h in holders_here if _ppid_comm(h[0])[0] not in pids]
@@ -253,7 +253,7 @@ class Identities(object):
         """[{pid, comm}] from the parent up to the service manager (its
         init.scope, or pid 1), nearest first."""
         chain = []
-        ppid, _ = _ppid_comm(pid)
+        ppid, _comm = _ppid_comm(pid)
         while ppid and len(chain) < PARENTS_MAX:
             nxt, comm = _ppid_comm(ppid)
             if comm is None:
