@@ -32,8 +32,9 @@ BIND = "bind"            # every bind record (events and summary mode)
 SUMMARY = "summary"      # summary-mode bind records only
 LISTENER = "listener"    # listener records (listeners.py)
 POLICY = "policy"        # set by the allow rules on binds and listeners
-HOSTSIDE = "hostside"    # set by the host library on binds and listeners at the end of the
-                         # window: owner identity (owner.py), exposure, listen lifecycle
+# set by the host library on binds and listeners at the end of the window: owner
+# identity (owner.py), exposure, listen lifecycle
+HOSTSIDE = "hostside"
 
 
 class Field(object):
