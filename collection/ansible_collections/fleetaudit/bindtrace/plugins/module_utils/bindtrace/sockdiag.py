@@ -115,8 +115,7 @@ def dump(sock, seq, query):
                 return out
             elif mtype == NLMSG_ERROR:
                 err = -struct.unpack_from("=i", buf, body)[0]
-                raise SockDiagError(err, "sock_diag %s/IPv%d: %s" % (proto, family,
-                                                                   os.strerror(err)))
+                raise SockDiagError(err, "sock_diag %s/IPv%d: %s" % (proto, family, os.strerror(err)))
             elif mtype == SOCK_DIAG_BY_FAMILY and mlen >= NLMSGHDR.size + MSG.size:
                 rec = parse_msg(buf, body, end, proto, state_name)
                 if not (proto == "UDP" and rec["port"] == 0):  # UDP without a port: not bound
@@ -145,8 +144,7 @@ def dump_all(sock):
             try:
                 out.extend(dump(sock, seq, query))
             except SockDiagError as exc:
-                if query[2] == 6 and exc.errno in (errno.ENOENT, errno.EAFNOSUPPORT,
-                                                    errno.EOPNOTSUPP):
+                if query[2] == 6 and exc.errno in (errno.ENOENT, errno.EAFNOSUPPORT, errno.EOPNOTSUPP):
                     continue  # a kernel without IPv6: no v6 sockets to find
                 raise
         return out
