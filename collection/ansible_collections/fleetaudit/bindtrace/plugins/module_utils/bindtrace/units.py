@@ -47,10 +47,10 @@ def _listen_spec(value):
     if value.isdigit():
         return (None, int(value))
     if value.startswith("["):
-        host, _, port = value[1:].partition("]:")
+        host, _sep, port = value[1:].partition("]:")
         host = host.split("%", 1)[0]
     else:
-        host, _, port = value.rpartition(":")
+        host, _sep, port = value.rpartition(":")
     try:
         return (str(ipaddress.ip_address(host)), int(port))
     except ValueError:
