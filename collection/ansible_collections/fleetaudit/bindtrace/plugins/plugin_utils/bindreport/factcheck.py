@@ -103,7 +103,7 @@ def _records_look_fine(records):
         items = [i for v in lists if v for i in v]
         if not {type(i) for i in items} <= _SCALAR_TYPES | {dict}:
             return False
-        if not {type(x) for i in items if type(i) is dict for x in i.values()} <= _SCALAR_TYPES:
+        if not {type(x) for i in items if i.__class__ is dict for x in i.values()} <= _SCALAR_TYPES:
             return False
     return True
 
