@@ -3,12 +3,21 @@ so a report can be re-rendered or diffed without tracing again.
 
 Accepted inputs (one file may hold several JSON documents one after another,
 as `salt --out=json` prints one per minion unless --static is given):
-  - Salt output: {minion id: result}. A result is the bind_trace dict
-    (bindtrace.trace), or the text Salt puts in its place: "ERROR: ..." (the
-    module raised), "'bindtrace' __virtual__ returned False: ..." (the module
-    cannot load there), "Minion did not return. ..." (no answer).
-    salt-call names its one minion "local": that host takes the name in its
-    facts (host.hostname), else the input file's name.
+  - Salt output: {minion id: result}, as `salt ... --out=json`, `salt-call
+    --out=json` and `salt-run jobs.lookup_jid JID --out=json` print it. A
+    result is the bind_trace dict of bindtrace.trace (its Salt-only
+    `result`/`comment` are read and dropped: result false = a failed host with
+    the comment as reason, its facts kept), or the text Salt puts in its
+    place: "ERROR: ..." (the module raised), "'bindtrace' __virtual__ returned
+    False: ..." (the module cannot load there), "Minion did not return. ..."
+    (no answer). salt-call names its one minion "local": that host takes the
+    name in its facts (host.hostname), else the input file's name.
+  - `salt-run jobs.list_job JID --out=json`: {"jid", "Function", "Result":
+    {minion: {"return": result, ...}}, ...}.
+  - Job returns from the event bus (a scheduled run's too): {"id": minion,
+    "fun", "jid", "return": result, ...}, one per document, optionally
+    preceded by its tag as `salt-run state.event` prints it
+    ("salt/job/JID/ret/MINION<TAB>{...}").
   - A previous report.json (kind bindtrace-fleet-report): its hosts as they were.
 """
 import json
@@ -21,6 +30,8 @@ SALT_CALL_ID = "local"
 NO_RETURN = "Minion did not return"
 VIRTUAL_FALSE = "__virtual__ returned False"
 ERROR_PREFIX = "ERROR: "
+EVENT_TAG = "salt/"
+SALT_ONLY = ("result", "comment")   # bindtrace.trace's words to Salt, not facts
 
 
 def json_documents(text, source):
@@ -30,6 +41,10 @@ def json_documents(text, source):
     while True:
         while pos < len(text) and text[pos].isspace():
             pos += 1
+        if text.startswith(EVENT_TAG, pos):   # `salt-run state.event`: TAG<whitespace>JSON
+            while pos < len(text) and not text[pos].isspace():
+                pos += 1
+            continue
         if pos >= len(text):
             break
         try:
@@ -49,7 +64,13 @@ def salt_result(value):
     """One minion's Salt return -> {"status", "facts", "msg"}, classified
     like an Ansible task result so both front-ends agree on statuses."""
     if isinstance(value, dict) and isinstance(value.get("binds"), list) and "schema" in value:
-        return classify_result({"ansible_facts": {"bind_trace": value}}, "ok")
+        facts = {k: v for k, v in value.items() if k not in SALT_ONLY}
+        if value.get("result") is False:   # fail_on_unexpected: the comment says why
+            comment = value.get("comment")
+            return classify_result({"ansible_facts": {"bind_trace": facts}, "failed": True,
+                                    "msg": comment if isinstance(comment, str) else None},
+                                   "failed")
+        return classify_result({"ansible_facts": {"bind_trace": facts}}, "ok")
     text = value if isinstance(value, str) else json.dumps(value)
     if text.startswith(NO_RETURN):
         return classify_result({"msg": text.strip()}, "unreachable")
@@ -90,6 +111,11 @@ def read_results(text, source):
                                   % (source, type(doc).__name__))
         if doc.get("kind") == REPORT_KIND:
             found = report_hosts(doc, source)
+        elif isinstance(doc.get("Result"), dict) and "jid" in doc and "Function" in doc:
+            found = {minion: salt_result(ret.get("return") if isinstance(ret, dict) else ret)
+                     for minion, ret in doc["Result"].items()}   # jobs.list_job
+        elif isinstance(doc.get("id"), str) and "return" in doc and "fun" in doc:
+            found = {doc["id"]: salt_result(doc["return"])}   # one job return event
         else:
             found = {}
             for minion, value in doc.items():
