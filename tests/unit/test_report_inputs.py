@@ -116,3 +116,51 @@ def test_cli_reads_standard_input(tmp_path, monkeypatch):
     assert run(["-", "-o", str(tmp_path), "-f", "md"], out=out, err=err) == 0
     assert out.getvalue().startswith("HOST  VERDICT")
     assert "| web1 |" in (tmp_path / "report.md").read_text()
+
+
+def test_salt_result_and_comment_are_read_and_dropped():
+    """bindtrace.trace's result/comment: result false is a failed host whose
+    reason is the comment, facts kept; neither key enters the facts."""
+    facts = rf.fleet()["web1"]["facts"]
+    ok = dict(facts, result=True, comment="2 listeners and 3 binds on web1 in the 10 s window")
+    assert salt_result(ok) == {"status": "ok", "facts": facts, "msg": None}
+    why = "unexpected listeners on web1: TCP 0.0.0.0:8080 nc pid 7. No allow rule matches them"
+    assert salt_result(dict(facts, result=False, comment=why)) == {
+        "status": "failed", "facts": facts, "msg": why}
+
+
+# what Salt 3008.4 prints for one scheduled run (trimmed to the keys read)
+def _list_job(facts):
+    return {"jid": "20261201150712345678", "Function": "bindtrace.trace",
+            "Arguments": [{"duration": 1}], "Target": "web1", "Target-type": "glob",
+            "User": "root", "StartTime": "2026, Dec 01 15:07:12.345678",
+            "Minions": ["web1"], "Result": {"web1": {"return": facts, "retcode": 0,
+                                                     "success": True}}}
+
+
+def _event(minion, facts):
+    return {"cmd": "_return", "id": minion, "fun": "bindtrace.trace", "fun_args": [],
+            "schedule": "bindtrace-audit", "jid": "20261201150712345678", "pid": 77,
+            "return": facts, "retcode": 0, "success": True,
+            "_stamp": "2026-12-01T15:07:13.000000"}
+
+
+def test_jobs_list_job_output():
+    facts = rf.fleet()["web1"]["facts"]
+    text = json.dumps(_list_job(facts), indent=4)
+    assert read_results(text, "list_job.json") == {"web1": {"status": "ok", "facts": facts,
+                                                            "msg": None}}
+
+
+def test_event_bus_returns_as_state_event_prints_them_one_host_or_many():
+    web1, db1 = rf.fleet()["web1"]["facts"], rf.fleet()["db1"]["facts"]
+    lines = ["salt/job/20261201150712345678/ret/%s\t%s" % (m, json.dumps(_event(m, f)))
+             for m, f in (("web1", web1), ("db1", db1))]
+    other = dict(_event("web1", {"comment": "Added job", "result": True}), fun="schedule.add")
+    lines.insert(0, "salt/job/20261201150700000000/ret/web1\t%s" % json.dumps(other))
+    assert read_results("\n".join(lines) + "\n", "events.txt") == {
+        "web1": {"status": "ok", "facts": web1, "msg": None},
+        "db1": {"status": "ok", "facts": db1, "msg": None}}
+    # the event's data alone (an event returner, or --out=json of one event)
+    assert read_results(json.dumps(_event("web1", "ERROR: tracefs is not mounted")), "e.json") == {
+        "web1": {"status": "failed", "facts": None, "msg": "tracefs is not mounted"}}

@@ -17,7 +17,9 @@ as `salt --out=json` prints one per minion unless --static is given):
   - Job returns from the event bus (a scheduled run's too): {"id": minion,
     "fun", "jid", "return": result, ...}, one per document, optionally
     preceded by its tag as `salt-run state.event` prints it
-    ("salt/job/JID/ret/MINION<TAB>{...}").
+    ("salt/job/JID/ret/MINION<TAB>{...}"). Returns of other functions than
+    bindtrace.trace (the bus carries every job's) are skipped; a later
+    return of one minion replaces an earlier one.
   - A previous report.json (kind bindtrace-fleet-report): its hosts as they were.
 """
 import json
@@ -31,6 +33,7 @@ NO_RETURN = "Minion did not return"
 VIRTUAL_FALSE = "__virtual__ returned False"
 ERROR_PREFIX = "ERROR: "
 EVENT_TAG = "salt/"
+TRACE_FUN = "bindtrace.trace"
 SALT_ONLY = ("result", "comment")   # bindtrace.trace's words to Salt, not facts
 
 
@@ -112,10 +115,12 @@ def read_results(text, source):
         if doc.get("kind") == REPORT_KIND:
             found = report_hosts(doc, source)
         elif isinstance(doc.get("Result"), dict) and "jid" in doc and "Function" in doc:
-            found = {minion: salt_result(ret.get("return") if isinstance(ret, dict) else ret)
-                     for minion, ret in doc["Result"].items()}   # jobs.list_job
+            found = {} if doc["Function"] != TRACE_FUN else {   # jobs.list_job
+                minion: salt_result(ret.get("return") if isinstance(ret, dict) else ret)
+                for minion, ret in doc["Result"].items()}
         elif isinstance(doc.get("id"), str) and "return" in doc and "fun" in doc:
-            found = {doc["id"]: salt_result(doc["return"])}   # one job return event
+            # one job return event; the bus carries every job's: only the trace's count
+            found = {doc["id"]: salt_result(doc["return"])} if doc["fun"] == TRACE_FUN else {}
         else:
             found = {}
             for minion, value in doc.items():
