@@ -146,6 +146,25 @@ class SaltPair(object):
         return self._run("salt-run", ["--out=json", function] + list(args), self.master_cfg,
                          timeout, check)
 
+    def run_popen(self, path, function, *args):
+        """salt-run FUNCTION ARGS in the background, its output (unbuffered) to path."""
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env.pop("PYTHONPATH", None)
+        with open(path, "w") as out:
+            return subprocess.Popen([os.path.join(SALT_BIN, "salt-run"), "-c", self.master_cfg,
+                                     function] + list(args), env=env, stdout=out,
+                                    stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+
+    @staticmethod
+    def stop_popen(proc):
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=30)
+
     def put(self, relpath, text_or_src, root=None):
         """Write a file under the master's file_roots (or pillar_roots)."""
         path = os.path.join(root or self.file_root, relpath)

@@ -88,3 +88,22 @@ def test_trace_bind_help_from_a_plain_install(installed):
               cwd=installed["work"], env=installed["env"])
     assert res.stdout.startswith("usage: trace-bind")
     assert "--ports" in res.stdout
+
+
+def test_every_subpackage_and_module_of_the_checkout_is_installed(installed):
+    """A subpackage missing from pyproject's `packages` installs nothing and
+    fails only where it is imported: every .py of the two source trees must be there."""
+    plugins = os.path.join(ROOT, "collection", "ansible_collections", "fleetaudit", "bindtrace",
+                           "plugins")
+    res = run([installed["py"], "-c", "import bindreport, bindtrace, os; "
+               "print(os.path.dirname(os.path.dirname(bindtrace.__file__)))"],
+              cwd=installed["work"], env=installed["env"])
+    site = res.stdout.strip()
+    for top, package in (("module_utils", "bindtrace"), ("plugin_utils", "bindreport")):
+        base = os.path.join(plugins, top)
+        for dirpath, dirs, files in os.walk(os.path.join(base, package)):
+            dirs[:] = [d for d in dirs if d != "__pycache__"]
+            rel = os.path.relpath(dirpath, base)
+            for name in files:
+                if name.endswith(".py"):
+                    assert os.path.isfile(os.path.join(site, rel, name)), os.path.join(rel, name)

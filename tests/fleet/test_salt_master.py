@@ -267,10 +267,13 @@ def test_state_without_any_rules_fails_without_tracing(salt):
 def test_scheduled_run_reaches_the_job_cache_and_bind_report(salt, tmp_path):
     """The README's schedule recipe: schedule.add on the minion, the returns land
     in the master's job cache; jobs.list_jobs finds them, jobs.list_job and
-    jobs.lookup_jid give them to bind-report."""
+    jobs.lookup_jid give them to bind-report, and so does the event bus
+    (salt-run state.event)."""
     p1, p2 = free_port(), free_port()
     set_pillar(salt, [{"proto": "tcp", "port": p1}])
     work = netns_workload(salt, EXACT, p1, p2)
+    events = tmp_path / "events.txt"
+    bus = salt.run_popen(str(events), "state.event", "salt/job/*/ret/%s" % salt.id)
     try:
         added = salt.salt_json("schedule.add", "bindtrace-audit", "function=bindtrace.trace",
                                "seconds=5", "job_kwargs={duration: 1, netns: %d}" % salt.ns.inode)
@@ -286,16 +289,25 @@ def test_scheduled_run_reaches_the_job_cache_and_bind_report(salt, tmp_path):
         assert jid, "no scheduled run in the job cache"
         lookup, data = lookup_jid(salt, jid)
         listed = salt.run("jobs.list_job", jid).stdout
+        # what the bus printed by now, whole lines (stopping salt-run later prints a traceback)
+        while '"fun": "bindtrace.trace"' not in events.read_text() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        seen = events.read_text()
+        seen = seen[:seen.rindex("\n") + 1]
     finally:
         salt.salt_json("schedule.delete", "bindtrace-audit")
         work.stop()
+        salt.stop_popen(bus)
     facts = data[salt.id]
     assert [(l["proto"], l["port"], l["verdict"]) for l in facts["listeners"]] == [
         ("TCP", p1, "expected"), ("UDP", p2, "unexpected")]
-    for name, text in (("lookup_jid.json", lookup), ("list_job.json", listed)):
-        saved = tmp_path / name
+    # the event bus carried schedule.add's return too: bind-report takes the trace's only
+    assert seen.startswith("salt/job/") and '"fun": "schedule.add"' in seen
+    for name, text in (("lookup_jid.json", lookup), ("list_job.json", listed),
+                       ("state_event.txt", seen)):
+        saved = tmp_path / ("saved-" + name)
         saved.write_text(text)
-        out = tmp_path / name.replace(".json", "")
+        out = tmp_path / ("report-" + name.split(".")[0])
         rep = bind_report(str(saved), "-o", str(out))
         assert rep.returncode == 0, rep.stderr
         report = json.loads((out / "report.json").read_text())
