@@ -173,10 +173,11 @@ def test_trace_with_pillar_rules_returned_through_the_job_cache(salt, tmp_path):
     assert "result" not in report["hosts"][0]["facts"]
 
 
-def test_fail_on_unexpected_reaches_the_master(salt):
+def test_fail_on_unexpected_reaches_the_master(salt, tmp_path):
     """The reason is in the return (result False, comment) and the exit code
     is 1; under --static Salt 3008.4 drops every minion's exit code, so there
-    the return's result/comment carry it."""
+    the return's result/comment carry it, and bind-report --fail-on-unexpected
+    gives the pipeline its exit code."""
     p1, p2 = free_port(), free_port()
     set_pillar(salt, [{"proto": "tcp", "port": p1}])
     work = netns_workload(salt, EXACT, p1, p2)
@@ -199,6 +200,13 @@ def test_fail_on_unexpected_reaches_the_master(salt):
             "unexpected listeners on %s: UDP [::1]:%d python3 pid %d. No allow rule matches "
             "them: stop them, or add a rule to allow (e.g. {port: N, proto: tcp, comm: NAME})"
             % (host, p2, work.pid))
+    saved = tmp_path / "static.json"
+    saved.write_text(static.stdout)
+    rep = bind_report(str(saved), "-o", str(tmp_path / "reports"), "--fail-on-unexpected")
+    assert rep.returncode == 1
+    assert "bind-report: unexpected listeners or binds on %s" % salt.id in rep.stderr
+    host = json.loads((tmp_path / "reports" / "report.json").read_text())["hosts"][0]
+    assert (host["status"], host["reason"]) == ("failed", facts["comment"])
     assert override["policy"] == {"rules": 0}
     assert [l["verdict"] for l in override["listeners"]] == ["unexpected", "unexpected"]
 
