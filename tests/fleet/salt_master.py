@@ -10,20 +10,17 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/
+from helpers.net import free_port  # noqa: E402
+
 SALT_VENV = os.environ.get("BINDTRACE_SALT_VENV", "/opt/bindtrace-salt")
 SALT_BIN = os.path.join(SALT_VENV, "bin")
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class SaltPair(object):
@@ -39,7 +36,7 @@ class SaltPair(object):
         self.site = os.path.join(self.dir, "minion-site")
         for d in (self.file_root, self.pillar_root, self.site):
             os.makedirs(d)
-        self.publish_port, self.ret_port = _free_port(), _free_port()
+        self.publish_port, self.ret_port = free_port(), free_port()
         self.master_cfg = os.path.join(self.dir, "master.d")
         self.minion_cfg = os.path.join(self.dir, "minion.d")
         self._write_configs()
@@ -196,22 +193,6 @@ def build_wheel(root, dest):
                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     shutil.rmtree(src)
     return os.path.join(dest, [n for n in os.listdir(dest) if n.endswith(".whl")][0])
-
-
-def session_pids(sid):
-    """Every process of one session (a daemon started in its own session)."""
-    pids = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid:   # after ")": state ppid pgrp session
-            pids.append(int(d))
-    return pids
 
 
 class NetNS(object):

@@ -16,7 +16,8 @@ import time
 import pytest
 
 from module_run import EXACT, LISTEN, Workload, assert_nothing_left, bpf_ids_of, free_port
-from salt_master import NetNS, SaltPair, build_wheel, session_pids
+from helpers.procs import descendants
+from salt_master import NetNS, SaltPair, build_wheel
 from salt_run import ROOT, bind_report, ensure_salt
 
 STATE_ID = "bindtrace_|-bind-compliance_|-bind-compliance_|-compliant"
@@ -68,10 +69,10 @@ def netns_workload(pair, code, *args):
 
 def wait_minion_tracer(pair, timeout=120):
     """Until a process of the minion's session holds a BPF link (the job's tracer)."""
-    sid = pair.procs["minion"].pid
+    minion = pair.procs["minion"].pid
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for pid in session_pids(sid):
+        for pid in descendants(minion):
             if any(kind == "link_id" for kind, _ in bpf_ids_of(pid)):
                 time.sleep(0.2)
                 return
