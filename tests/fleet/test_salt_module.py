@@ -77,8 +77,10 @@ def test_salt_and_ansible_return_the_same_facts_for_one_window(salt_cfg):
     """The Ansible module and the Salt module trace the same workload at once:
     same keys everywhere, same binds field for field (each stamps its own time)."""
     p1, p2 = free_port(), free_port()
-    play = Play([trace_task(duration=8, mode="events", ports=[p1, p2], ignore_errors=False)])
-    salt = salt_popen(salt_cfg, "bindtrace.trace", "duration=8", "mode=events",
+    # both windows must still be open when the workload binds, after the slower of the
+    # two front-ends has attached: 8 s was too short on a loaded machine (load 20+)
+    play = Play([trace_task(duration=20, mode="events", ports=[p1, p2], ignore_errors=False)])
+    salt = salt_popen(salt_cfg, "bindtrace.trace", "duration=20", "mode=events",
                       "ports=%d,%d" % (p1, p2), "ignore_errors=false")
     wait_salt_tracer(salt)
     play.wait_attached()
