@@ -32,9 +32,9 @@ SALT_CALL_ID = "local"
 NO_RETURN = "Minion did not return"
 VIRTUAL_FALSE = "__virtual__ returned False"
 ERROR_PREFIX = "ERROR: "
+SALT_ONLY = ("result", "comment")   # bindtrace.trace's words to Salt, not facts
 EVENT_TAG = "salt/"
 TRACE_FUN = "bindtrace.trace"
-SALT_ONLY = ("result", "comment")   # bindtrace.trace's words to Salt, not facts
 
 
 def json_documents(text, source):
