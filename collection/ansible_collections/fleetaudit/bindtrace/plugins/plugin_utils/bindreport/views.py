@@ -2,7 +2,8 @@
 
 Rows keep raw values; each renderer escapes for its own format.
 """
-from .fields import CELLS, COLUMNS, OPTIONAL_COLUMNS  # noqa: F401 pylint: disable=unused-import (the table reads OPTIONAL_COLUMNS here)
+# OPTIONAL_COLUMNS: the table reads it here
+from .fields import CELLS, COLUMNS, OPTIONAL_COLUMNS  # noqa: F401 pylint: disable=unused-import
 
 # (title, row key); the seed's columns of `ig trace bind` plus HOST and VERDICT.
 K8S_COLUMNS = (("K8S.NODE", "k8s_node"), ("K8S.NAMESPACE", "k8s_namespace"),
