@@ -1,5 +1,6 @@
-"""`ansible-test sanity` and `ansible-lint` for the trace_bind module, run from a
-proper ansible_collections/<namespace>/<name> tree (a copy of the collection).
+"""`ansible-test sanity` on the whole collection (every file, every test this
+ansible-core has) and `ansible-lint`, run from a proper
+ansible_collections/<namespace>/<name> tree (a copy of the collection).
 
 ansible-test builds one virtualenv per sanity test and bootstraps pip in it
 with a script it downloads from a host outside the package registries. The
@@ -18,13 +19,6 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 from controller import IS_DEFAULT, VENV_BIN, core_version  # noqa: E402
 COLLECTION = os.path.join(ROOT, "collection", "ansible_collections", "fleetaudit", "bindtrace")
 HOME_DIR = "/tmp/bindtrace-ansible-test-home"
-# the module and the files this issue owns; the rest of module_utils is imported
-# by the module (the import test loads it) and has its own owners' checks
-TARGETS = ["plugins/modules/trace_bind.py", "galaxy.yml", "meta/runtime.yml"] + [
-    "plugins/module_utils/bindtrace/%s.py" % m for m in (
-        "policy", "listeners", "facts", "trace", "events", "filters", "preflight", "libbpf",
-        "backend_core", "protocols", "hangup", "bounded")]
-
 GET_PIP_STANDIN = '''\
 # stand-in for ansible-test's get-pip bootstrap script (its host is not reachable here)
 import ensurepip, os, subprocess, sys
@@ -62,7 +56,7 @@ def test_ansible_test_sanity(tree):
     env = dict(os.environ, HOME=HOME_DIR)
     # the controller's own Python: ansible-test runs every sanity test there (no containers)
     proc = subprocess.run([os.path.join(VENV_BIN, "ansible-test"), "sanity", "--python", core_version()[1],
-                           "--color", "no"] + TARGETS,
+                           "--color", "no"],   # no targets: the whole collection
                           cwd=tree, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           universal_newlines=True, timeout=1800)
     out = proc.stdout
