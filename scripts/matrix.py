@@ -7,9 +7,12 @@ row's ansible-* commands (tests/controller.py reads BINDTRACE_CONTROLLER_VENV).
 
     python scripts/matrix.py [ROW ...]      # default: every row
 
-Rows (why these: README "Supported versions"):
-  oldest   ansible-core 2.16 on Python 3.12: the floor meta/runtime.yml claims,
-           which is the oldest core Automation Hub certification accepts
+Rows (why these: README "Supported Ansible and Python versions"):
+  oldest   ansible-core 2.18 on Python 3.12: the floor meta/runtime.yml claims.
+           Automation Hub certification accepts 2.16 and later; 2.16 ran the
+           module, playbook and tarball tests here, but the sanity of 2.16 and
+           2.17 wants an empty module_utils __init__.py (and 2.16 Python 2
+           boilerplate in every host-library file), so the claim starts at 2.18
   default  the project's .venv (`make venv`: python3, ansible-core 2.19)
   newest   ansible-core 2.21 on Python 3.13 (2.20+ needs a 3.12+ controller)
 """
@@ -25,7 +28,7 @@ MATRIX_DIR = os.path.join(ROOT, ".venv-matrix")
 
 # row -> (python X.Y, pip requirements); None = the project's .venv as `make venv` builds it
 ROWS = {
-    "oldest": ("3.12", ["ansible-core>=2.16,<2.17", "paramiko>=3", "ansible-runner>=2.3"]),
+    "oldest": ("3.12", ["ansible-core>=2.18,<2.19", "paramiko>=3", "ansible-runner>=2.3"]),
     "default": None,
     "newest": ("3.13", ["ansible-core>=2.21,<2.22", "ansible-runner>=2.3", "ansible-builder>=3.1",
                         "antsibull-changelog>=0.26"]),
@@ -40,6 +43,14 @@ TESTS = [
     "tests/fleet/test_collection_install.py",   # the built tarball, installed, used from outside
     "tests/fleet/test_module_sanity.py",        # ansible-test sanity on the whole collection
     "tests/fleet/test_execution_environment.py",  # ansible-builder create (rows that have it)
+]
+
+
+# kernel-side behaviour the default row (make test) already proves and no
+# ansible-core version changes: not repeated per row, to keep CI short
+DESELECT = [
+    "tests/fleet/test_module_local.py::test_summary_100000_binds_one_record_under_async_poll",
+    "tests/fleet/test_module_local.py::test_killed_module_leaves_nothing_loaded",
 ]
 
 
@@ -102,7 +113,8 @@ def main(argv):
         what = describe(venv)
         print("\n=== matrix row %s: %s (%s) ===" % (name, what, venv), flush=True)
         env = dict(os.environ, BINDTRACE_CONTROLLER_VENV=venv)
-        rc = subprocess.call(pytest + extra + TESTS, cwd=ROOT, env=env)
+        deselect = [] if name == "default" else [a for d in DESELECT for a in ("--deselect", d)]
+        rc = subprocess.call(pytest + extra + deselect + TESTS, cwd=ROOT, env=env)
         results.append((name, what, rc, time.monotonic() - t0))
     print("\n=== matrix summary ===")
     for name, what, rc, secs in results:

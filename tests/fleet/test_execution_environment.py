@@ -23,7 +23,7 @@ def test_ansible_builder_create_gives_a_context_that_installs_the_collection(tmp
                            "-c", str(ctx)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     containerfile = (ctx / "Containerfile").read_text()
-    assert 'ARG ANSIBLE_INSTALL_REFS="ansible-core>=2.16,<2.22 ansible-runner>=2.3"' in containerfile
+    assert 'ARG ANSIBLE_INSTALL_REFS="ansible-core>=2.18,<2.22 ansible-runner>=2.3"' in containerfile
     assert 'ARG PYCMD="/usr/bin/python3.12"' in containerfile
     assert "ansible-galaxy collection install" in containerfile and "WORKDIR /build" in containerfile
     build = ctx / "_build"
