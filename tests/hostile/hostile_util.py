@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -78,11 +79,25 @@ def _candidates(root_pid, tag):
     return out
 
 
+def _still_attached(pid, ids, settle=0.5):
+    """The same links a moment later: a tracer that waits for the fleet's start
+    time (start_at) attaches once at load as a trial and detaches; its window
+    is open only when it attaches again and stays."""
+    time.sleep(settle)
+    try:
+        again = bpf_ids_of(pid)
+    except OSError:
+        return False
+    return {i for i in again if i[0] == "link_id"} == {i for i in ids if i[0] == "link_id"}
+
+
 def find_tracer(root_pid=None, proc=None, timeout=120, tag=None, exclude=()):
     """The process that holds an attached bind tracer (a BPF link on the bind
     tracepoint) -> (pid, its prog/map/link ids). Looked for under root_pid,
     or (tag) among processes whose environment holds the tag: async_wrapper
     daemonizes, so an async module is no descendant of ansible-playbook."""
+    if tag is None and proc is not None and getattr(proc, "tag", None) and root_pid == proc.pid:
+        tag = proc.tag   # a playbook of start_playbook: its async module is no descendant
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for pid in _candidates(root_pid, tag):
@@ -92,7 +107,7 @@ def find_tracer(root_pid=None, proc=None, timeout=120, tag=None, exclude=()):
                 ids = bpf_ids_of(pid)
             except OSError:
                 continue
-            if links(ids) >= 1:
+            if links(ids) >= 1 and _still_attached(pid, ids):
                 return pid, ids
         if proc is not None and proc.poll() is not None:
             raise AssertionError("exited before tracing:\n%s" % (proc.stdout.read()
@@ -164,11 +179,17 @@ def playbook_cmd(inventory, extra_vars=None, playbook=PLAYBOOK, args=()):
 
 def start_playbook(inventory, report_dir, extra_vars=None, playbook=PLAYBOOK, env=None,
                    args=(), preexec_fn=None):
-    """ansible-playbook in the background (stdout+stderr together in .stdout)."""
-    return subprocess.Popen(playbook_cmd(inventory, extra_vars, playbook, args),
-                            env=ansible_env(report_dir, **(env or {})), cwd=ROOT,
+    """ansible-playbook in the background (stdout+stderr together in .stdout).
+    Its environment carries a tag of its own (proc.tag): the playbook launches
+    the module with async, whose wrapper daemonizes, so find_tracer looks for
+    the tag rather than for descendants."""
+    tag = "BINDTRACE_HOSTILE_TAG_" + uuid.uuid4().hex
+    proc = subprocess.Popen(playbook_cmd(inventory, extra_vars, playbook, args),
+                            env=ansible_env(report_dir, **dict(env or {}, **{tag: "1"})), cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             preexec_fn=preexec_fn)
+    proc.tag = tag
+    return proc
 
 
 def run_playbook(inventory, report_dir, extra_vars=None, playbook=PLAYBOOK, env=None, args=(),
