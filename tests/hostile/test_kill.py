@@ -143,6 +143,9 @@ def sshd_sessions(fleet, host):
     return out
 
 
+SYNC = os.path.join(FIXTURES, "sync_trace.yml")   # the module in the task, not launched async
+
+
 @pytest.mark.fleet
 def test_ssh_connection_dropped_mid_task(ssh_fleet, tmp_path):
     """The host's sshd session for the controller's connection is killed while
@@ -151,8 +154,7 @@ def test_ssh_connection_dropped_mid_task(ssh_fleet, tmp_path):
     (host,) = ssh_fleet.hosts
     port = PORT + 4
     pb = start_playbook(ssh_fleet.inventory_path, tmp_path / "r1",
-                        {"bindtrace_duration": 600, "bindtrace_listeners": False,
-                         "bindtrace_netns": "host", "bindtrace_ports": str(port)})
+                        {"bindtrace_duration": 600, "bindtrace_ports": str(port)}, playbook=SYNC)
     try:
         pid, ids = find_tracer(host["pid"], proc=pb)
         assert_all_kinds(ids)
@@ -174,8 +176,7 @@ def test_ssh_connection_dropped_mid_task(ssh_fleet, tmp_path):
 
     # a new run over SSH at once: sees exactly the one bind made inside the host
     pb = start_playbook(ssh_fleet.inventory_path, tmp_path / "r2",
-                        {"bindtrace_duration": 4, "bindtrace_listeners": False,
-                         "bindtrace_netns": "host", "bindtrace_ports": str(port)})
+                        {"bindtrace_duration": 4, "bindtrace_ports": str(port)}, playbook=SYNC)
     try:
         pid, ids = find_tracer(ssh_fleet.host(host["name"])["pid"], proc=pb)
         code = "import socket; s = socket.socket(); s.bind(('0.0.0.0', %d))" % port
