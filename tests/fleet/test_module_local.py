@@ -371,7 +371,12 @@ def test_async_timeout_kills_the_module_and_nothing_stays_loaded():
     play.wait()
     res = play.results()["trace"]
     assert res["failed"] is True
-    assert res["msg"] == "Timeout exceeded"   # async_wrapper killed the job (SIGKILL)
+    # async_wrapper killed the job (SIGKILL). ansible-core 2.18 words it either way,
+    # depending on whether its poll or the wrapper's kill reports first
+    messages = {"Timeout exceeded"}
+    if core_version()[0] < (2, 19):
+        messages.add("async task did not complete within the requested time - 4s")
+    assert res["msg"] in messages
     assert play.seen_ids
     assert_nothing_left(play)
 
