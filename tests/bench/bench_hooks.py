@@ -17,11 +17,22 @@ Cost is the generator's own CPU time (getrusage: includes the BPF programs run
 inside its syscalls) per call, side by side: each round runs every
 configuration once in a rotating order, and medians over rounds are kept.
 Ratios only on a shared machine (or in a TCG guest, where time is not absolute).
+Each figure is the median over rounds; the spread printed beside it is the
+middle half of the per-round values (25th..75th percentile).
 
-    .venv/bin/python tests/bench/bench_hooks.py [rounds] [binds] [getppids]"""
+In a VM-matrix guest (tests/vm/bench_guest.py: the rungs this host refuses)
+there is no compiler: BINDTRACE_BENCH_FLOOR and BINDTRACE_BENCH_STORM name the
+floor object and a static bindstorm built on the host.
+
+    .venv/bin/python tests/bench/bench_hooks.py [rounds] [binds] [getppids]
+        [--rungs fexit,tracepoint] [--threads N] [--json FILE]"""
+import argparse
+import json
 import os
 import subprocess
 import sys
+
+import statistics
 
 import bench_common
 from bench_common import BUILD, ROOT, Storm, free_port, median, table
@@ -36,9 +47,13 @@ CUT = "\tif (bpf_get_prandom_u32() | 1) return 0; /* bench: the hook's floor */"
 ARCH_DEFINE = {"x86_64": "x86", "aarch64": "arm64"}
 
 
-def floor_object():
+def floor_object(machine=None):
     """The committed program with every entry point returning at once: what
     the hook itself costs with a program attached (the floor)."""
+    prebuilt = os.environ.get("BINDTRACE_BENCH_FLOOR")
+    if prebuilt:
+        with open(prebuilt, "rb") as f:
+            return f.read()
     with open(os.path.join(BPF, "bind.bpf.c")) as f:
         lines = f.read().split("\n")
     out = []
@@ -54,7 +69,7 @@ def floor_object():
         f.write("\n".join(out))
     obj = src[:-2] + ".o"
     subprocess.run(["clang", "-g", "-O2", "-target", "bpf",
-                    "-D__TARGET_ARCH_%s" % ARCH_DEFINE[bpf_object.machine()], "-I", BPF,
+                    "-D__TARGET_ARCH_%s" % ARCH_DEFINE[machine or bpf_object.machine()], "-I", BPF,
                     "-Wno-unused-variable", "-Wno-unused-function",
                     "-Wno-unused-but-set-variable", "-c", src, "-o", obj], check=True)
     subprocess.run(["llvm-strip", "-g", obj], check=True)
@@ -86,13 +101,13 @@ def offered_rungs():
     return out
 
 
-def run(config, blobs, kind, calls, port):
+def run(config, blobs, kind, calls, port, threads=2):
     """CPU ns per call of one storm under one configuration ("none",
     "<rung>" or "<rung>/floor")."""
     rung, _, variant = config.partition("/")
     backend = None if rung == "none" else load(rung, blobs.get(variant))
     try:
-        storm = Storm(2, calls, port, mode=kind)
+        storm = Storm(threads, calls, port, mode=kind)
         storm.go()
         res = storm.wait()
     finally:
@@ -101,9 +116,10 @@ def run(config, blobs, kind, calls, port):
     return res["cpu"] / res["offered"] * 1e9
 
 
-def measure(rounds=5, binds=200000, getppids=2000000):
+def measure(rounds=5, binds=200000, getppids=2000000, only=None, threads=2):
+    """only: the rungs to measure (default every rung offered here)."""
     bench_common.storm_binary()
-    rungs = offered_rungs()
+    rungs = [r for r in offered_rungs() if only is None or r[0] in only]
     usable = [r for r, why in rungs if why is None]
     blobs = {"floor": floor_object()}
     port = free_port()
@@ -115,7 +131,7 @@ def measure(rounds=5, binds=200000, getppids=2000000):
             names = configs[kind]
             order = names[r % len(names):] + names[:r % len(names)]
             calls = getppids if kind == "getppid" else binds
-            cost = {c: run(c, blobs, kind, calls, port) for c in order}
+            cost = {c: run(c, blobs, kind, calls, port, threads) for c in order}
             for c in names:
                 ns[(kind, c)].append(cost[c])
     return rungs, summarize(usable, ns)
@@ -124,45 +140,90 @@ def measure(rounds=5, binds=200000, getppids=2000000):
 KINDS = ("noport", "einval", "getppid")
 
 
+def quartiles(values):
+    """(25th, 75th percentile) of the per-round values: the spread printed beside a median."""
+    v = sorted(values)
+    if len(v) < 2:
+        return (v[0], v[0]) if v else (None, None)
+    q = statistics.quantiles(v, n=4, method="inclusive")
+    return q[0], q[2]
+
+
 def summarize(usable, ns):
-    """Medians of per-round differences and ratios (side by side in a round)."""
-    def per_round(kind, f):
+    """Medians of per-round differences and ratios (side by side in a round),
+    with each figure's per-round values' middle half in e["spread"]."""
+    def rounds_of(kind, f):
         base = ns[(kind, "none")]
-        return median(f(base[i], i) for i in range(len(base)))
-    out = {"none": {kind: median(ns[(kind, "none")]) for kind in KINDS}}
+        return [f(base[i], i) for i in range(len(base))]
+    out = {"none": {kind: median(ns[(kind, "none")]) for kind in KINDS}, "rounds": {}}
+    tp = "tracepoint" if "tracepoint" in usable else None
     for rung in usable:
-        e = out[rung] = {}
+        e = out[rung] = {"spread": {}, "median": {}}
+
+        def keep(name, values, e=e, rung=rung):
+            values = [v for v in values if v is not None]
+            e["spread"][name] = quartiles(values)
+            e["median"][name] = median(values)
+            out["rounds"]["%s %s" % (rung, name)] = values
+            return e["median"][name]
         for kind in ("noport", "einval"):
             full, floor = ns[(kind, rung)], ns[(kind, rung + "/floor")]
-            e[kind] = {"added": per_round(kind, lambda b, i: full[i] - b),
-                       "floor": per_round(kind, lambda b, i: floor[i] - b),
-                       "work": median(full[i] - floor[i] for i in range(len(full)))}
+            e[kind] = {"added": keep(kind + " added", rounds_of(kind, lambda b, i: full[i] - b)),
+                       "floor": keep(kind + " floor", rounds_of(kind, lambda b, i: floor[i] - b)),
+                       "work": keep(kind + " work", [full[i] - floor[i] for i in range(len(full))])}
+            if tp and rung != tp:
+                # this rung's whole added cost over the tracepoint's bare floor, per round
+                tpf = ns[(kind, tp + "/floor")]
+                e[kind]["vs_tp_floor"] = keep(kind + " vs tracepoint floor", rounds_of(
+                    kind, lambda b, i: (full[i] - b) / (tpf[i] - b) if tpf[i] > b else None))
         calls = ns[("getppid", rung)]
-        e["getppid_ratio"] = per_round("getppid", lambda b, i: calls[i] / b)
-        e["getppid_added"] = per_round("getppid", lambda b, i: calls[i] - b)
+        e["getppid_ratio"] = keep("getppid ratio", rounds_of("getppid", lambda b, i: calls[i] / b))
+        e["getppid_added"] = keep("getppid added", rounds_of("getppid", lambda b, i: calls[i] - b))
     return out
+
+
+def spread(e, name, fmt="%.0f"):
+    """"median [25th..75th percentile]" of one figure over the rounds."""
+    lo, hi = e["spread"][name]
+    return (fmt + " [" + fmt + ".." + fmt + "]") % (e["median"][name], lo, hi)
 
 
 def report(rungs, s):
     rows = []
     for rung, why in rungs:
         if why is not None:
-            rows.append((rung, "-", "-", "-", "not offered here: " + why.split(": ", 1)[-1][:80]))
+            rows.append((rung, "-", "-", "-", "-", "not offered here: " + why.split(": ", 1)[-1][:80]))
             continue
         e = s[rung]
-        rows.append((rung, "%.0f / %.0f" % (e["noport"]["added"], e["einval"]["added"]),
-                     "%.0f / %.0f" % (e["noport"]["floor"], e["einval"]["floor"]),
-                     "%.0f / %.0f" % (e["noport"]["work"], e["einval"]["work"]),
-                     "%.3f (%+.0f ns)" % (e["getppid_ratio"], e["getppid_added"])))
+        vs = "-"
+        if "vs_tp_floor" in e["noport"]:
+            vs = " / ".join(spread(e, k + " vs tracepoint floor", "%.2f") for k in ("noport", "einval"))
+        rows.append((rung, " / ".join(spread(e, k + " added") for k in ("noport", "einval")),
+                     " / ".join(spread(e, k + " floor") for k in ("noport", "einval")),
+                     " / ".join(spread(e, k + " work") for k in ("noport", "einval")), vs,
+                     "%s (%+.0f ns)" % (spread(e, "getppid ratio", "%.3f"), e["getppid_added"])))
     n = s["none"]
-    return table(("HOOK", "ADDED ns/bind ok/fail", "FLOOR ns ok/fail", "WORK ns ok/fail",
-                  "GETPPID vs UNTRACED"), rows) + (
-        "\nuntraced CPU per call: bind ok %.0f ns, bind fail %.0f ns, getppid %.0f ns" % (
-            n["noport"], n["einval"], n["getppid"]))
+    return table(("HOOK", "ADDED ns/bind ok / fail", "FLOOR ns ok / fail", "WORK ns ok / fail",
+                  "ADDED / TRACEPOINT FLOOR", "GETPPID vs UNTRACED"), rows) + (
+        "\nmedian [25th..75th percentile] over %d interleaved rounds; untraced CPU per call: "
+        "bind ok %.0f ns, bind fail %.0f ns, getppid %.0f ns" % (
+            len(next(iter(s["rounds"].values()), [])), n["noport"], n["einval"], n["getppid"]))
+
+
+def main(argv):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("numbers", nargs="*", type=int, help="rounds binds getppids")
+    ap.add_argument("--rungs", help="comma-separated rungs (default: every rung offered)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", help="write the rungs and the summary here")
+    a = ap.parse_args(argv)
+    n = a.numbers + [5, 200000, 2000000][len(a.numbers):]
+    rungs, s = measure(n[0], n[1], n[2], a.rungs.split(",") if a.rungs else None, a.threads)
+    print(report(rungs, s))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"rungs": rungs, "summary": s}, f)
 
 
 if __name__ == "__main__":
-    a = sys.argv[1:]
-    rungs, s = measure(int(a[0]) if a else 5, int(a[1]) if len(a) > 1 else 200000,
-                       int(a[2]) if len(a) > 2 else 2000000)
-    print(report(rungs, s))
+    main(sys.argv[1:])

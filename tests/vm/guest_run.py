@@ -6,6 +6,7 @@ comparison), then say done. Every result is a marked console line
 
 argv[1]: the job (JSON), written by the host (vmlib.Guest.job):
   {"guest": name, "runs": [{"rung", "env", "targets", "deselect"}], "record": bool}"""
+import base64
 import json
 import os
 import platform
@@ -89,6 +90,31 @@ def record(env, config):
         return {"error": (proc.stderr or proc.stdout)[-2000:]}
 
 
+def bench(job, base):
+    """The hooks bench (tests/bench/bench_hooks.py) with the host-built floor
+    object and static bindstorm from the job (the guest has no compiler)."""
+    spec = job["bench"]
+    env = dict(base)
+    for name, var in (("floor", "BINDTRACE_BENCH_FLOOR"), ("storm", "BINDTRACE_BENCH_STORM")):
+        path = "/tmp/bench-" + name
+        with open(path, "wb") as f:
+            f.write(base64.b64decode(spec[name]))
+        os.chmod(path, 0o755)
+        env[var] = path
+    out = "/tmp/bench-hooks.json"
+    cmd = [sys.executable, os.path.join(ROOT, "tests", "bench", "bench_hooks.py")] + \
+        [str(n) for n in spec["numbers"]] + spec.get("args", []) + ["--json", out]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    sys.stdout.write(proc.stdout + proc.stderr[-3000:])
+    sys.stdout.flush()
+    if proc.returncode != 0:
+        emit({"kind": "run_error", "rung": "bench", "rc": proc.returncode,
+              "text": proc.stderr[-1500:]})
+        return
+    with open(out) as f:
+        emit(dict(json.load(f), kind="bench", rung="bench"))
+
+
 def main():
     job = json.load(open(sys.argv[1]))
     uname = os.uname()
@@ -100,6 +126,8 @@ def main():
     # library (the embedded object is a large module) again, at TCG speed
     subprocess.call([sys.executable, "-m", "compileall", "-q", LIB, KERNEL_TESTS, HERE],
                     stdout=subprocess.DEVNULL)
+    if job.get("bench"):
+        bench(job, base)
     for name in job.get("probe_rungs", []):  # each rung pinned alone: loads, or why not
         facts = tracer_facts(dict(base, BINDTRACE_HOOK=name), {})
         emit(dict(facts, kind="facts", rung="pinned:" + name, guest=job["guest"]))

@@ -15,15 +15,10 @@ import sys
 import pytest
 
 import vmlib
+from vmlib import ARM_IMAGE, K61, K61_ARM, K612, X86_IMAGE
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = vmlib.ROOT
-
-K61 = vmlib.Kernel("x86_64", "linux-image-cloud-amd64", "linux-headers-cloud-amd64")
-K612 = vmlib.Kernel("x86_64", "linux-image-6.12-cloud-amd64")
-K61_ARM = vmlib.Kernel("aarch64", "linux-image-arm64")
-X86_IMAGE = [K61, K612]
-ARM_IMAGE = [K61_ARM]
 
 LIB = os.path.join(ROOT, "collection", "ansible_collections", "fleetaudit", "bindtrace", "plugins",
                    "module_utils")

@@ -208,6 +208,14 @@ class Kernel(object):
         return os.path.join(self.tree(), "boot", "vmlinuz-" + self.release)
 
 
+# the guests' kernels, and the kernels each architecture's image carries
+K61 = Kernel("x86_64", "linux-image-cloud-amd64", "linux-headers-cloud-amd64")
+K612 = Kernel("x86_64", "linux-image-6.12-cloud-amd64")
+K61_ARM = Kernel("aarch64", "linux-image-arm64")
+X86_IMAGE = [K61, K612]
+ARM_IMAGE = [K61_ARM]
+
+
 # ---------------------------------------------------------------- root filesystem
 
 def rootfs(arch):
@@ -377,13 +385,13 @@ def initrd(kernel, rootfs, job, payload):
 class Guest(object):
     """One boot: a kernel on an architecture, a CPU model, and the job to run."""
 
-    def __init__(self, name, arch, kernel, cpu, job, image_kernels):
-        self.name, self.arch, self.kernel, self.cpu = name, arch, kernel, cpu
+    def __init__(self, name, arch, kernel, cpu, job, image_kernels, smp=2):
+        self.name, self.arch, self.kernel, self.cpu, self.smp = name, arch, kernel, cpu, smp
         self.job = dict(job, guest=name)
         self.image_kernels = image_kernels
 
     def qemu_cmd(self, img, kernel_path, initrd_path):
-        common = ["-smp", "2", "-m", "2048", "-nographic", "-no-reboot", "-snapshot",
+        common = ["-smp", str(self.smp), "-m", "2048", "-nographic", "-no-reboot", "-snapshot",
                   "-nodefaults", "-serial", "stdio", "-kernel", kernel_path, "-initrd",
                   initrd_path, "-drive", "file=%s,if=virtio,format=raw" % img]
         # quiet: kernel messages would cut through the result lines on the console
@@ -447,6 +455,8 @@ def parse(text):
             res["records"][msg["rung"]] = msg
         elif kind == "run_error":
             res["run_errors"][msg["rung"]] = msg["text"]
+        elif kind == "bench":
+            res["bench"] = msg
         elif kind == "done":
             res["done"] = True
     return res
