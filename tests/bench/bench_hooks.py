@@ -172,10 +172,11 @@ def summarize(usable, ns):
                        "floor": keep(kind + " floor", rounds_of(kind, lambda b, i: floor[i] - b)),
                        "work": keep(kind + " work", [full[i] - floor[i] for i in range(len(full))])}
             if tp and rung != tp:
-                # this rung's whole added cost over the tracepoint's bare floor, per round
+                # this rung's whole added cost minus the tracepoint's bare floor, per
+                # round (below 0: the whole rung costs less than the tracepoint's hook alone)
                 tpf = ns[(kind, tp + "/floor")]
-                e[kind]["vs_tp_floor"] = keep(kind + " vs tracepoint floor", rounds_of(
-                    kind, lambda b, i: (full[i] - b) / (tpf[i] - b) if tpf[i] > b else None))
+                e[kind]["minus_tp_floor"] = keep(kind + " minus tracepoint floor",
+                                                 [full[i] - tpf[i] for i in range(len(full))])
         calls = ns[("getppid", rung)]
         e["getppid_ratio"] = keep("getppid ratio", rounds_of("getppid", lambda b, i: calls[i] / b))
         e["getppid_added"] = keep("getppid added", rounds_of("getppid", lambda b, i: calls[i] - b))
@@ -185,6 +186,8 @@ def summarize(usable, ns):
 def spread(e, name, fmt="%.0f"):
     """"median [25th..75th percentile]" of one figure over the rounds."""
     lo, hi = e["spread"][name]
+    if lo is None:
+        return "-"
     return (fmt + " [" + fmt + ".." + fmt + "]") % (e["median"][name], lo, hi)
 
 
@@ -196,15 +199,16 @@ def report(rungs, s):
             continue
         e = s[rung]
         vs = "-"
-        if "vs_tp_floor" in e["noport"]:
-            vs = " / ".join(spread(e, k + " vs tracepoint floor", "%.2f") for k in ("noport", "einval"))
+        if "minus_tp_floor" in e["noport"]:
+            vs = " / ".join(spread(e, k + " minus tracepoint floor", "%+.0f")
+                            for k in ("noport", "einval"))
         rows.append((rung, " / ".join(spread(e, k + " added") for k in ("noport", "einval")),
                      " / ".join(spread(e, k + " floor") for k in ("noport", "einval")),
                      " / ".join(spread(e, k + " work") for k in ("noport", "einval")), vs,
                      "%s (%+.0f ns)" % (spread(e, "getppid ratio", "%.3f"), e["getppid_added"])))
     n = s["none"]
     return table(("HOOK", "ADDED ns/bind ok / fail", "FLOOR ns ok / fail", "WORK ns ok / fail",
-                  "ADDED / TRACEPOINT FLOOR", "GETPPID vs UNTRACED"), rows) + (
+                  "ADDED - TRACEPOINT FLOOR ns", "GETPPID vs UNTRACED"), rows) + (
         "\nmedian [25th..75th percentile] over %d interleaved rounds; untraced CPU per call: "
         "bind ok %.0f ns, bind fail %.0f ns, getppid %.0f ns" % (
             len(next(iter(s["rounds"].values()), [])), n["noport"], n["einval"], n["getppid"]))
