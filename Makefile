@@ -36,13 +36,14 @@ MATRIX ?=
 test-matrix: venv tracefs
 	$(PY) scripts/matrix.py $(MATRIX)
 
-# The collection ships the BPF source beside the object embedded from it (GPL).
+# The BPF source has one home, the collection's bpf/ (the tarball ships it beside the
+# objects embedded from it, GPL-2.0); bpf/ holds the build (Makefile, embed.py,
+# gen_layout.py) and the objects.
 COLLECTION_BPF := collection/ansible_collections/fleetaudit/bindtrace/bpf
 BPF_SOURCES := bind.bpf.c bind.h core_types.h
 
 bpf:
 	$(MAKE) -C bpf
-	for f in $(BPF_SOURCES); do cp bpf/$$f $(COLLECTION_BPF)/$$f; done
 
 # Rebuild both architectures' objects from source in a scratch copy and compare them byte
 # for byte with the committed ones (a private scratch directory: other checkouts may run
@@ -50,18 +51,17 @@ bpf:
 # against record.py.
 bpf-check:
 	D=$$(mktemp -d /tmp/bindtrace-bpf-check.XXXXXX) && \
-	cp bpf/bind.bpf.c bpf/bind.h bpf/core_types.h bpf/Makefile bpf/embed.py bpf/gen_layout.py $$D/ && \
-	$(MAKE) -s -C $$D objects && cmp bpf/bind.x86_64.bpf.o $$D/bind.x86_64.bpf.o && \
+	for f in $(BPF_SOURCES); do cp $(COLLECTION_BPF)/$$f $$D/; done && \
+	cp bpf/Makefile bpf/embed.py bpf/gen_layout.py $$D/ && \
+	$(MAKE) -s -C $$D objects SRC=$$D && cmp bpf/bind.x86_64.bpf.o $$D/bind.x86_64.bpf.o && \
 	cmp bpf/bind.arm64.bpf.o $$D/bind.arm64.bpf.o; rc=$$?; rm -rf $$D; exit $$rc
-	for f in $(BPF_SOURCES); do cmp bpf/$$f $(COLLECTION_BPF)/$$f || \
-	  { echo "$(COLLECTION_BPF)/$$f differs from bpf/$$f: run make bpf"; exit 1; }; done
 	$(PY) -c "import sys; sys.path.insert(0,'collection/ansible_collections/fleetaudit/bindtrace/plugins/module_utils'); \
 	from bindtrace import bpf_object as b; \
 	assert b.object_bytes('x86_64')==open('bpf/bind.x86_64.bpf.o','rb').read() and \
 	b.object_bytes('aarch64')==open('bpf/bind.arm64.bpf.o','rb').read() and \
-	b.BIND_H==open('bpf/bind.h').read(), 'bpf_object.py is stale: run make bpf'; \
+	b.BIND_H==open('$(COLLECTION_BPF)/bind.h').read(), 'bpf_object.py is stale: run make bpf'; \
 	print('bpf objects (x86_64, arm64) match their source')"
-	cd bpf && python3 gen_layout.py --check bind.h bind.x86_64.bpf.o \
+	cd bpf && python3 gen_layout.py --check ../$(COLLECTION_BPF)/bind.h bind.x86_64.bpf.o \
 		../collection/ansible_collections/fleetaudit/bindtrace/plugins/module_utils/bindtrace/bind_h.py
 
 bench: venv tracefs

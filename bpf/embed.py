@@ -3,7 +3,7 @@ zlib-compressed and base64-encoded, so Ansible's AnsiballZ, which ships only
 Python files, carries them to every host. The record layout header bind.h
 travels with them: the bcc backend compiles it in as is.
 
-    python3 embed.py OUT.py MACHINE=OBJECT [MACHINE=OBJECT ...]
+    python3 embed.py OUT.py BIND_H MACHINE=OBJECT [MACHINE=OBJECT ...]
 
 MACHINE is os.uname().machine of the hosts that object is for (x86_64, aarch64)."""
 import base64
@@ -13,8 +13,8 @@ import sys
 import textwrap
 import zlib
 
-out_path, pairs = sys.argv[1], [a.split("=", 1) for a in sys.argv[2:]]
-bind_h = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "bind.h")).read()
+out_path, bind_h_path, pairs = sys.argv[1], sys.argv[2], [a.split("=", 1) for a in sys.argv[3:]]
+bind_h = open(bind_h_path).read()
 # a Python string literal of bind.h, tabs as \t
 bind_h_text = bind_h.replace("\\", "\\\\").replace('"""', '\\"""').replace("\t", "\\t")
 objects, sums = [], []

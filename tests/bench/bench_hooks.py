@@ -41,7 +41,8 @@ from bindtrace import BindtraceError, bpf_object, hooks
 from bindtrace.backend_core import CoreBackend
 from bindtrace.filters import make_config
 
-BPF = os.path.join(ROOT, "bpf")
+BPF = os.path.join(ROOT, "collection", "ansible_collections", "fleetaudit", "bindtrace",
+                   "bpf")   # the one copy of the source
 ENTRY = "__u64 pid_tgid = bpf_get_current_pid_tgid();"
 CUT = "\tif (bpf_get_prandom_u32() | 1) return 0; /* bench: the hook's floor */"
 ARCH_DEFINE = {"x86_64": "x86", "aarch64": "arm64"}

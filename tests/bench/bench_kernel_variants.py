@@ -18,7 +18,8 @@ from bindtrace import bpf_object
 from bindtrace.backend_core import CoreBackend
 from bindtrace.filters import make_config
 
-BPF = os.path.join(ROOT, "bpf")
+BPF = os.path.join(ROOT, "collection", "ansible_collections", "fleetaudit", "bindtrace",
+                   "bpf")   # the one copy of the source
 # (name, the line after which the program returns, what has been paid by then)
 CUTS = (
     ("enter", "__u64 pid_tgid = bpf_get_current_pid_tgid();",

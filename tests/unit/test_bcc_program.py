@@ -6,7 +6,7 @@ from bindtrace.bcc import program as bcc_program
 from bindtrace.bcc.backend import FIELD_OFFSETS, missing_from_offsets
 from bindtrace.filters import make_config
 
-BIND_H = os.path.join(os.path.dirname(__file__), "..", "..", "bpf", "bind.h")
+BIND_H = os.path.join(os.path.dirname(__file__), "..", "..", "collection", "ansible_collections", "fleetaudit", "bindtrace", "bpf", "bind.h")
 
 
 def struct_body(text, name):

@@ -10,7 +10,7 @@ from bindtrace import events
 from bindtrace.backend_core import CONFIG_FMT, ports_bitmap
 from bindtrace.protocols import proto_name
 
-BIND_H = os.path.join(os.path.dirname(__file__), "..", "..", "bpf", "bind.h")
+BIND_H = os.path.join(os.path.dirname(__file__), "..", "..", "collection", "ansible_collections", "fleetaudit", "bindtrace", "bpf", "bind.h")
 
 
 def c_struct_size(name):

@@ -14,7 +14,9 @@ from bindtrace import bind_h, cli, events, record
 from bindreport import factcheck, views
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
-BPF = os.path.join(ROOT, "bpf")
+BPF = os.path.join(ROOT, "bpf")   # the build: gen_layout.py, the objects
+SRC = os.path.join(ROOT, "collection", "ansible_collections", "fleetaudit", "bindtrace",
+                   "bpf")   # the one copy of the source
 LIB = os.path.dirname(record.__file__)
 
 pytestmark = pytest.mark.skipif(shutil.which("bpftool") is None or shutil.which("clang") is None,
@@ -31,7 +33,7 @@ def gen_layout():
 def compiled_layout(tmp_path, edit=None):
     """bind.bpf.o built from bind.h (edited by `edit`), -> its structs' layout."""
     for name in ("bind.bpf.c", "bind.h", "core_types.h"):
-        shutil.copy(os.path.join(BPF, name), str(tmp_path))
+        shutil.copy(os.path.join(SRC, name), str(tmp_path))
     if edit:
         path = tmp_path / "bind.h"
         path.write_text(edit(path.read_text()))
@@ -49,7 +51,7 @@ def test_committed_object_and_record_agree():
     assert gen.layout(gen.btf_types(os.path.join(BPF, "bind.arm64.bpf.o"))) == structs
     assert structs == bind_h.STRUCTS
     # bind_h.py is what make bpf writes from the committed header and object
-    text = gen.render(open(os.path.join(BPF, "bind.h")).read(), structs)
+    text = gen.render(open(os.path.join(SRC, "bind.h")).read(), structs)
     assert open(os.path.join(LIB, "bind_h.py")).read() == text
     assert (record.KEY_FMT.size, record.EVENT_FMT.size, record.STATS_FMT.size) == (96, 112, 40)
     assert (bind_h.STAT_LOST, bind_h.OPT_REUSEPORT, bind_h.TASK_COMM_LEN) == (0, 16, 16)
