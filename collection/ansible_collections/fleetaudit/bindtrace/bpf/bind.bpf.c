@@ -128,7 +128,9 @@ static __always_inline bool comm_matches(const char *comm)
 	return true;
 }
 
-static __always_inline struct sock *fd_to_sock(struct task_struct *task, __u32 fd, bool fast)
+/* The socket open on fd in task (NULL if none), and its file in *filep. */
+static __always_inline struct sock *fd_to_sock(struct task_struct *task, __u32 fd,
+					       struct file **filep, bool fast)
 {
 	struct fdtable *fdt = task->files->fdt;  /* BTF pointers: plain loads */
 	if (fd >= fdt->max_fds)
@@ -136,6 +138,7 @@ static __always_inline struct sock *fd_to_sock(struct task_struct *task, __u32 f
 	struct file **fds = fdt->fd;
 	struct file *file = 0;
 	bpf_probe_read_kernel(&file, sizeof(file), &fds[fd]);
+	*filep = file;
 	if (!file)
 		return 0;
 	if (fast) {
@@ -375,22 +378,38 @@ static __always_inline int record_bind(struct task_struct *task, __u64 pid_tgid,
 	return 0;
 }
 
-/* Syscall-exit hooks (tracepoint, kretprobe on the syscall): bind(2) has
+/* Syscall-exit hooks (tracepoint, kretprobe on the syscall): the syscall has
  * returned, and its arguments are still in the caller's saved registers
- * (SYSCALL_ARG*: per architecture), so no entry program and no per-thread map. */
+ * (SYSCALL_ARG*: per architecture), so no entry program and no per-thread map.
+ * Fills x with the caller and the socket open on the first argument's fd;
+ * false: not wanted by the filters, or not a socket. */
+struct syscall_exit {
+	struct task_struct *task;
+	struct pt_regs *regs;
+	struct file *file;
+	struct sock *sk;
+	__u64 pid_tgid;
+};
+
+static __always_inline bool syscall_exit_sock(struct syscall_exit *x, __s32 ret, bool fast)
+{
+	x->pid_tgid = bpf_get_current_pid_tgid();
+	if (!caller_wanted(ret, x->pid_tgid))
+		return false;
+	x->task = bpf_get_current_task_btf();
+	x->regs = (struct pt_regs *)bpf_task_pt_regs(x->task);
+	x->sk = fd_to_sock(x->task, (__u32)SYSCALL_ARG1(x->regs), &x->file, fast);
+	return x->sk != 0;
+}
+
+/* bind(2) has returned (tracepoint, kretprobe) */
 static __always_inline int on_syscall_exit(__s32 ret, bool fast)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (!caller_wanted(ret, pid_tgid))
+	struct syscall_exit x;
+	if (!syscall_exit_sock(&x, ret, fast))
 		return 0;
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
-	__u32 fd = (__u32)SYSCALL_ARG1(regs);
-	struct sock *sk = fd_to_sock(task, fd, fast);
-	if (!sk)
-		return 0;
-	return record_bind(task, pid_tgid, sk, (const void *)SYSCALL_ARG2(regs), true,
-			   (__u32)SYSCALL_ARG3(regs), ret, fast);
+	return record_bind(x.task, x.pid_tgid, x.sk, (const void *)SYSCALL_ARG2(x.regs), true,
+			   (__u32)SYSCALL_ARG3(x.regs), ret, fast);
 }
 
 /* fexit on inet_bind / inet6_bind: the protocol's bind has returned; it gets
@@ -478,23 +497,10 @@ static __always_inline int record_listen(struct task_struct *task, __u64 pid_tgi
  * opened nothing and are not recorded. */
 static __always_inline int on_listen_exit(__s32 ret, bool fast)
 {
-	if (ret != 0)
+	struct syscall_exit x;
+	if (ret != 0 || !syscall_exit_sock(&x, 0, fast))
 		return 0;
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	if (!caller_wanted(0, pid_tgid))
-		return 0;
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
-	__u32 fd = (__u32)SYSCALL_ARG1(regs);
-	struct sock *sk = fd_to_sock(task, fd, fast);
-	if (!sk)
-		return 0;
-	struct fdtable *fdt = task->files->fdt;
-	struct file *file = 0;
-	bpf_probe_read_kernel(&file, sizeof(file), &fdt->fd[fd]);
-	if (!file)
-		return 0;
-	return record_listen(task, pid_tgid, sk, file, (__u32)SYSCALL_ARG2(regs), fast);
+	return record_listen(x.task, x.pid_tgid, x.sk, x.file, (__u32)SYSCALL_ARG2(x.regs), fast);
 }
 
 /* fexit on inet_listen(struct socket *, int backlog): also listens that do
@@ -515,84 +521,38 @@ static __always_inline int on_proto_listen(struct socket *sock, int backlog, __s
 
 /* Every entry point comes in two builds; the loader keeps one program:
  * NAME reads fields through bpf_rdonly_cast (Linux 6.2+), NAME_compat
- * through probe reads (5.15+). The kernel keeps 15 characters of a name. */
+ * through probe reads (5.15+). The kernel keeps 15 characters of a name.
+ * ENTRY(section, name, context type, call): both builds of one entry point,
+ * `call` evaluated with ctx and fast in scope. */
+#define ENTRY(sec, name, ctx_type, call)					\
+	SEC(sec) int name(ctx_type ctx) { const bool fast = true; return call; } \
+	SEC(sec) int name##_compat(ctx_type ctx) { const bool fast = false; return call; }
 
-/* rung "tracepoint": the syscall tracepoint (every kernel with
- * CONFIG_FTRACE_SYSCALLS; but an enabled syscall tracepoint sends every
- * syscall of every process through the slow tracing path) */
-SEC("tracepoint/syscalls/sys_exit_bind")
-int bind_exit(struct trace_event_raw_sys_exit *ctx)
-{
-	return on_syscall_exit((__s32)ctx->ret, true);
-}
+/* Both syscall-exit rungs of one syscall, NAME_exit and NAME_kret:
+ * rung "tracepoint": the syscall tracepoint (every kernel with
+ *   CONFIG_FTRACE_SYSCALLS; but an enabled syscall tracepoint sends every
+ *   syscall of every process through the slow tracing path);
+ * rung "kprobe": a kretprobe on the syscall itself (only that syscall pays). */
+#define SYSCALL_EXIT(name, on_exit)						\
+	ENTRY("tracepoint/syscalls/sys_exit_" #name, name##_exit,			\
+	      struct trace_event_raw_sys_exit *, on_exit((__s32)ctx->ret, fast))	\
+	ENTRY("kretprobe/" SYSCALL_PREFIX #name, name##_kret, struct pt_regs *,	\
+	      on_exit((__s32)REGS_RC(ctx), fast))
 
-SEC("tracepoint/syscalls/sys_exit_bind")
-int bind_exit_compat(struct trace_event_raw_sys_exit *ctx)
-{
-	return on_syscall_exit((__s32)ctx->ret, false);
-}
+SYSCALL_EXIT(bind, on_syscall_exit)
+SYSCALL_EXIT(listen, on_listen_exit)
 
-/* rung "kprobe": a kretprobe on the bind syscall itself (only bind pays) */
-SEC("kretprobe/" SYSCALL_PREFIX "bind")
-int bind_kret(struct pt_regs *ctx)
-{
-	return on_syscall_exit((__s32)REGS_RC(ctx), true);
-}
-
-SEC("kretprobe/" SYSCALL_PREFIX "bind")
-int bind_kret_compat(struct pt_regs *ctx)
-{
-	return on_syscall_exit((__s32)REGS_RC(ctx), false);
-}
-
-/* rung "fexit": a BPF trampoline on the protocols' bind (only binds pay, no
- * kprobe trap); ctx: the function's arguments, then its return value */
-#define FEXIT_BIND(name, func, fast)						\
-	SEC("fexit/" #func)							\
-	int name(__u64 *ctx)							\
-	{									\
-		return on_proto_bind((struct socket *)ctx[0], (const void *)ctx[1], \
-				     (__u32)ctx[2], (__s32)ctx[3], fast);	\
-	}
-FEXIT_BIND(bind_fexit4, inet_bind, true)
-FEXIT_BIND(bind_fexit4_compat, inet_bind, false)
-FEXIT_BIND(bind_fexit6, inet6_bind, true)
-FEXIT_BIND(bind_fexit6_compat, inet6_bind, false)
-
-/* listen(): the same rungs and builds as bind; the loader loads the listen
- * program of the rung and build it chose for bind. */
-SEC("tracepoint/syscalls/sys_exit_listen")
-int listen_exit(struct trace_event_raw_sys_exit *ctx)
-{
-	return on_listen_exit((__s32)ctx->ret, true);
-}
-
-SEC("tracepoint/syscalls/sys_exit_listen")
-int listen_exit_compat(struct trace_event_raw_sys_exit *ctx)
-{
-	return on_listen_exit((__s32)ctx->ret, false);
-}
-
-SEC("kretprobe/" SYSCALL_PREFIX "listen")
-int listen_kret(struct pt_regs *ctx)
-{
-	return on_listen_exit((__s32)REGS_RC(ctx), true);
-}
-
-SEC("kretprobe/" SYSCALL_PREFIX "listen")
-int listen_kret_compat(struct pt_regs *ctx)
-{
-	return on_listen_exit((__s32)REGS_RC(ctx), false);
-}
-
-#define FEXIT_LISTEN(name, fast)						\
-	SEC("fexit/inet_listen")						\
-	int name(__u64 *ctx)							\
-	{									\
-		return on_proto_listen((struct socket *)ctx[0], (int)ctx[1],	\
-				       (__s32)ctx[2], fast);			\
-	}
-FEXIT_LISTEN(listen_fexit, true)
-FEXIT_LISTEN(listen_fexit_compat, false)
+/* rung "fexit": a BPF trampoline on the protocols' bind and listen (only
+ * they pay, no kprobe trap); ctx: the function's arguments, then its return
+ * value. The loader loads the listen program of the rung and build it chose
+ * for bind. */
+#define FEXIT_BIND(name, func)							\
+	ENTRY("fexit/" #func, name, __u64 *,					\
+	      on_proto_bind((struct socket *)ctx[0], (const void *)ctx[1], (__u32)ctx[2],	\
+			    (__s32)ctx[3], fast))
+FEXIT_BIND(bind_fexit4, inet_bind)
+FEXIT_BIND(bind_fexit6, inet6_bind)
+ENTRY("fexit/inet_listen", listen_fexit, __u64 *,
+      on_proto_listen((struct socket *)ctx[0], (int)ctx[1], (__s32)ctx[2], fast))
 
 char LICENSE[] SEC("license") = "GPL";
