@@ -10,9 +10,10 @@ description:
     C(bind_trace), or the failure / unreachable reason), and at the end of the playbook prints a
     table sorted by host then port with a summary, and writes report.json, report.md,
     report.html and junit.xml.
-  - A trace_bind task launched with C(async) and C(poll=0) returns a job id; the host's result
-    is then read from the C(async_status) task that collects that job (as the collection's
-    playbook does). A job launched but never collected is reported as failed, saying so.
+  - A trace_bind task launched with O(fleetaudit.bindtrace.trace_bind#module:detach=true) (as the
+    collection's playbook does) or with C(async) and C(poll=0) returns a job; the host's result
+    is then read from the C(fleetaudit.bindtrace.trace_bind_collect) or C(async_status) task
+    that collects it. A job launched but never collected is reported as failed, saying so.
   - The summary states the fleet window (earliest start, latest end, start spread) and names
     any host whose window did not overlap the fleet's.
   - Does nothing in a playbook that runs no trace_bind task.
@@ -112,6 +113,7 @@ from ansible_collections.fleetaudit.bindtrace.plugins.plugin_utils.bindreport.gu
     baseline_overwrite_error)
 
 TRACE_MODULE = "trace_bind"
+COLLECT_MODULE = "trace_bind_collect"   # collects a detached trace_bind window
 RUNNER_ARTIFACTS_ENV = "AWX_ISOLATED_DATA_DIR"
 # line style of bindreport.terminal_lines -> Ansible's colour settings
 COLOURS = {"unexpected": C.COLOR_ERROR, "failed": C.COLOR_ERROR, "gone": C.COLOR_WARN,
@@ -124,9 +126,17 @@ def _attr(obj, name):
     return value if value is not None else getattr(obj, "_" + name, None)
 
 
-def _is_trace_task(task):
+def _runs(task, module):
     names = (getattr(task, "resolved_action", None), getattr(task, "action", None))
-    return any(n and n.rsplit(".", 1)[-1] == TRACE_MODULE for n in names)
+    return any(n and n.rsplit(".", 1)[-1] == module for n in names)
+
+
+def _is_trace_task(task):
+    return _runs(task, TRACE_MODULE)
+
+
+def _is_collect_task(task):
+    return _runs(task, COLLECT_MODULE)
 
 
 class CallbackModule(CallbackBase):
@@ -158,18 +168,22 @@ class CallbackModule(CallbackBase):
         self._groups[name] = [g.get_name() for g in host.get_groups()]
         raw = dict(_attr(result, "result") or {})
         jid = raw.get("ansible_job_id")
-        if _is_trace_task(task) and jid and not raw.get("finished") and outcome == "ok":
-            # launched with async + poll 0: the result comes with async_status
+        detached = (raw.get("bindtrace_job") or {}).get("jid") if _is_trace_task(task) else None
+        if _is_trace_task(task) and (detached or jid and not raw.get("finished")) \
+                and outcome == "ok":
+            # launched detached (or async + poll 0): the result comes with the collecting task
             self._traced = True
-            self._jobs[name] = jid
+            self._jobs[name] = detached or jid
             self._results[name] = {
                 "status": "failed", "facts": None, "pending": True,
-                "msg": "the trace was launched as async job %s but its result was never collected "
-                       "(the play ended before its async_status task); the job stops by itself at "
-                       "the end of its window" % jid}
+                "msg": "the trace was launched as job %s but its result was never collected "
+                       "(the play ended before its collecting task); the job stops by itself at "
+                       "the end of its window" % (detached or jid)}
             return
         entry = classify_result(raw, outcome)
-        if jid and self._jobs.get(name) == jid:   # the collecting task (async_status)
+        if _is_collect_task(task) and name in self._jobs:   # trace_bind_collect
+            self._results[name] = entry
+        elif jid and self._jobs.get(name) == jid:   # the collecting task (async_status)
             if not raw.get("finished") and entry["status"] != "unreachable":
                 entry = {"status": "failed", "facts": None,
                          "msg": "async job %s did not finish in time: %s" % (jid, entry["msg"])}
@@ -188,7 +202,8 @@ class CallbackModule(CallbackBase):
             self._fallback[name] = entry
 
     def v2_runner_on_ok(self, result):
-        if _is_trace_task(_attr(result, "task")) or self._collects(result):
+        task = _attr(result, "task")
+        if _is_trace_task(task) or _is_collect_task(task) or self._collects(result):
             self._record(result, "ok")
 
     def _collects(self, result):

@@ -214,6 +214,19 @@ options:
     type: str
     choices: [redacted, full, none]
     default: redacted
+  detach:
+    description:
+      - Start the window in a process of its own on the host and return at once with
+        RV(bindtrace_job); the C(fleetaudit.bindtrace.trace_bind_collect) task reads its result
+        (facts, failure) later. Every bad argument still fails at the launch, and nothing is
+        loaded then.
+      - The way to launch a whole fleet at once: unlike C(async), the launch pipelines (one round
+        trip per host) and the collection is one shell command per host.
+      - The detached window cannot outlive O(start_at) + O(duration) + 120 seconds; its result
+        waits in C(/run/bindtrace/jobs) (root only, tmpfs) until collected, and is removed a
+        day later if nobody collects it.
+    type: bool
+    default: false
 notes:
   - Needs root (C(become=true)), Linux with syscall tracepoints and a mounted tracefs, and either
     kernel BTF plus C(libbpf.so.1) (Debian package C(libbpf1)) or bcc.
@@ -292,10 +305,14 @@ EXAMPLES = r"""
   fleetaudit.bindtrace.trace_bind:
     duration: 30
     start_at: "{{ bindtrace_start_at }}"   # set once for the play: now + the launch time
+    detach: true
   become: true
-  async: 120
-  poll: 0
-  register: bindtrace_job
+  register: bindtrace_launch
+
+- name: Collect every host's result once the window is over
+  fleetaudit.bindtrace.trace_bind_collect:
+    job: "{{ bindtrace_launch.bindtrace_job }}"
+  become: true
 
 - name: Only the network namespace the module runs in
   fleetaudit.bindtrace.trace_bind:
@@ -305,9 +322,15 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+bindtrace_job:
+  description: The detached window's job, for C(fleetaudit.bindtrace.trace_bind_collect).
+  returned: when O(detach=true)
+  type: dict
+  sample: {"jid": "1764612000-4242-9f1c2a3b", "pid": 4243,
+           "file": "/run/bindtrace/jobs/1764612000-4242-9f1c2a3b.json", "deadline": 1764612140.5}
 ansible_facts:
-  description: Facts set on the host.
-  returned: always
+  description: Facts set on the host (with O(detach=true), by the collecting task).
+  returned: success (with O(detach=true), from the collecting task)
   type: dict
   contains:
     bind_trace:
@@ -474,7 +497,7 @@ from ansible.module_utils.basic import AnsibleModule
 try:
     from ansible_collections.fleetaudit.bindtrace.plugins.module_utils.bindtrace import BindtraceError
     from ansible_collections.fleetaudit.bindtrace.plugins.module_utils.bindtrace.facts import (
-        SignalStop, collect_facts, unexpected_failure)
+        SignalStop, launch_detached, module_result, prepare)
     from ansible_collections.fleetaudit.bindtrace.plugins.module_utils.bindtrace.hangup import (
         HangupStop)
     IMPORT_ERROR = None
@@ -501,6 +524,7 @@ ARGUMENT_SPEC = dict(
     fail_on_unexpected=dict(type="bool", default=False),
     start_at=dict(type="raw"),
     cmdline=dict(type="str", default="redacted", choices=["redacted", "full", "none"]),
+    detach=dict(type="bool", default=False),
 )
 
 
@@ -509,20 +533,23 @@ def main():
     if IMPORT_ERROR is not None:
         module.fail_json(msg="unsupported: the bindtrace host library cannot load here (%s); "
                              "it needs Linux and Python 3.8+" % IMPORT_ERROR)
+    options = dict(module.params)
+    detach = options.pop("detach")
+    # all of the trace logic is in the host library, shared with the Salt module
     try:
-        # all of the trace logic is in the host library, shared with the Salt module
-        # the window also ends when the controller hangs up (task timeout, dropped
-        # SSH): nobody would read the result, and the tracer must not stay loaded
-        facts = collect_facts(should_stop=HangupStop(SignalStop()), **module.params)
+        plan = prepare(**options)   # every bad argument fails here, before anything loads
+        if detach:   # returns at once; trace_bind_collect reads the result
+            module.exit_json(changed=False, bindtrace_job=launch_detached(plan))
     except BindtraceError as exc:
         module.fail_json(msg=str(exc))
     except Exception as exc:  # a bug, not a user error: say so, trace only in -vvv
         module.fail_json(msg="internal error in trace_bind: %s: %s; please report it"
                              % (type(exc).__name__, exc), exception=traceback.format_exc())
-    result = dict(changed=False, ansible_facts=dict(bind_trace=facts))
-    failure = unexpected_failure(facts, module.params["fail_on_unexpected"])
-    if failure:
-        module.fail_json(msg=failure, **result)
+    # the window also ends when the controller hangs up (task timeout, dropped
+    # SSH): nobody would read the result, and the tracer must not stay loaded
+    result = module_result(plan, should_stop=HangupStop(SignalStop()))
+    if result.get("failed"):
+        module.fail_json(**result)
     module.exit_json(**result)
 
 

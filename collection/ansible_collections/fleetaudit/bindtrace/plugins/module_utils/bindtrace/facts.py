@@ -3,9 +3,12 @@
 so option handling, listeners, policy and the facts shape live here only."""
 import signal
 import time
+import traceback
+
+import sys
 
 from . import SCHEMA, BindtraceError
-from . import owner
+from . import detach, owner, preflight
 from .backends import select_backend
 from .bounded import DEFAULT_MAX_EVENTS, DEFAULT_MAX_RECORDS, keep_significant
 from .cgroupfs import CgroupIndex
@@ -79,13 +82,15 @@ def caps(mode, max_events, max_records):
     return events, records
 
 
-def collect_facts(should_stop=None, **options):
-    """Validate everything first (nothing loads on a bad argument), trace one
-    window, snapshot listeners, apply the allow rules -> the bind_trace dict.
+class Plan(object):
+    """One window's validated options (prepare), ready to trace (trace)."""
 
-    should_stop: a callable (e.g. SignalStop()) that ends the window early;
-    an early end is an error, since the window is then shorter than asked.
-    """
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+def prepare(**options):
+    """Validate every option (nothing loads on a bad argument) -> a Plan."""
     o = options_with_defaults(options)
     o["max_events"], max_records = caps(o["mode"], o["max_events"], o["max_records"])
     cfg = make_config(mode=o["mode"], pid=o["pid"], ports=o["ports"],
@@ -96,7 +101,8 @@ def collect_facts(should_stop=None, **options):
     start_at = parse_start_at(o["start_at"], time.time())
     rules = validate_rules(o["allow"])
     want_listeners = parse_bool(o["listeners"], "listeners")
-    if parse_bool(o["fail_on_unexpected"], "fail_on_unexpected") and rules is None:
+    fail = parse_bool(o["fail_on_unexpected"], "fail_on_unexpected")
+    if fail and rules is None:
         raise BindtraceError("fail_on_unexpected needs a policy: set allow to a list of rules "
                              "(an empty list allows nothing)")
     cmdline = str(o["cmdline"])
@@ -104,12 +110,31 @@ def collect_facts(should_stop=None, **options):
         raise BindtraceError("invalid cmdline (%r): expected %s (redacted hides the values of "
                              "password/token/secret/key options)" % (
                                  o["cmdline"], ", ".join(owner.CMDLINE_MODES)))
-    binds, stats, meta = run_window(cfg, duration, should_stop=should_stop, start_at=start_at)
+    return Plan(cfg=cfg, duration=duration, start_at=start_at, allow=o["allow"],
+                listeners=want_listeners, fail_on_unexpected=fail, cmdline=cmdline,
+                max_records=max_records)
+
+
+def collect_facts(should_stop=None, **options):
+    """Validate everything first (nothing loads on a bad argument), trace one
+    window, snapshot listeners, apply the allow rules -> the bind_trace dict.
+
+    should_stop: a callable (e.g. SignalStop()) that ends the window early;
+    an early end is an error, since the window is then shorter than asked.
+    """
+    return trace(prepare(**options), should_stop)
+
+
+def trace(plan, should_stop=None):
+    """Trace one prepared window -> the bind_trace dict (see collect_facts)."""
+    cfg, cmdline = plan.cfg, plan.cmdline
+    binds, stats, meta = run_window(cfg, plan.duration, should_stop=should_stop,
+                                    start_at=plan.start_at)
     if should_stop is not None and should_stop():
         raise BindtraceError("interrupted by signal %s before the window ended; nothing stays "
                              "loaded; rerun the task" % getattr(should_stop, "signum", "?"))
     enricher = default_enricher()
-    listeners, info = take(cfg.netns, enricher, cmdline=cmdline) if want_listeners else (
+    listeners, info = take(cfg.netns, enricher, cmdline=cmdline) if plan.listeners else (
         [], {"source": None, "why": "listeners: false", "owner_lookup": None})
     idents = owner.Identities(cmdline=cmdline)
     index = CgroupIndex()
@@ -119,13 +144,47 @@ def collect_facts(should_stop=None, **options):
     listens = meta.get("listens")
     mark_binds(binds, listens)
     # listeners seen during the window and gone at its end are judged too
-    if want_listeners:
+    if plan.listeners:
         listeners += window_listeners(listeners, listens, lambda l: from_listen(
             l, idents, index, enricher))
-    facts = build_facts(cfg, binds, stats, meta, listeners, o["allow"], max_records)
+    facts = build_facts(cfg, binds, stats, meta, listeners, plan.allow, plan.max_records)
     facts["snapshot"] = info
     facts["listens_full"] = stats.get("listens_full", 0)
     return facts
+
+
+def module_result(plan, should_stop=None):
+    """A front-end's whole result for one window, as the Ansible module returns
+    it (run in the module, or in a detached process whose result is collected
+    later: detach.py): facts, or failed + msg naming the cause."""
+    try:
+        facts = trace(plan, should_stop)
+    except BindtraceError as exc:
+        return {"failed": True, "msg": str(exc)}
+    except Exception as exc:  # a bug, not a user error: say so, trace only in -vvv
+        return {"failed": True, "exception": traceback.format_exc(),
+                "msg": "internal error in trace_bind: %s: %s; please report it"
+                       % (type(exc).__name__, exc)}
+    result = {"changed": False, "ansible_facts": {"bind_trace": facts}}
+    failure = unexpected_failure(facts, plan.fail_on_unexpected)
+    if failure:
+        result.update(failed=True, msg=failure)
+    return result
+
+
+def launch_detached(plan, library=None):
+    """Start the plan's window in a detached process (detach.py) and return
+    at once -> the job its collecting step reads. Checks what can be checked
+    without loading (Linux, root) first, so those errors come at the launch.
+    library: the zip this code runs from, kept until the window ends (the
+    fast launch); None: an AnsiballZ payload, removed when the module exits,
+    so every module is imported first."""
+    preflight.check_linux()
+    preflight.check_root()
+    if library is None:
+        detach.preimport(sys.modules[__package__])
+    deadline = max(plan.start_at or 0, time.time()) + plan.duration + detach.SLACK_SECONDS
+    return detach.launch(lambda: module_result(plan, SignalStop()), deadline, library=library)
 
 
 def trust_line(hook, missing_fields, lost):
