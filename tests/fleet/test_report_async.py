@@ -84,6 +84,6 @@ def test_launched_but_never_collected_is_a_failure_saying_so(tmp_path):
     assert sorted(got) == ["broken", "db1", "evil", "legacy", "web1", "web2"]
     for name, (status, reason) in got.items():
         assert status == "failed", name
-        assert reason.startswith("the trace was launched as async job j") and \
+        assert reason.startswith("the trace was launched as job j") and \
             "its result was never collected" in reason, reason
     assert report["summary"]["window"] is None

@@ -220,7 +220,7 @@ options:
         RV(bindtrace_job); the C(fleetaudit.bindtrace.trace_bind_collect) task reads its result
         (facts, failure) later. Every bad argument still fails at the launch, and nothing is
         loaded then.
-      - The way to launch a whole fleet at once: unlike C(async), the launch pipelines (one round
+      - The way to launch a whole fleet at once. Unlike C(async), the launch pipelines (one round
         trip per host) and the collection is one shell command per host.
       - The detached window cannot outlive O(start_at) + O(duration) + 120 seconds; its result
         waits in C(/run/bindtrace/jobs) (root only, tmpfs) until collected, and is removed a

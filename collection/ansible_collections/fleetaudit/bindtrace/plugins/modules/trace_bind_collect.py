@@ -10,7 +10,7 @@ short_description: Collect the result of a detached trace_bind window
 description:
   - Reads the result of a window launched by M(fleetaudit.bindtrace.trace_bind) with
     O(fleetaudit.bindtrace.trace_bind#module:detach=true) and returns it as that module would
-    have: the C(bind_trace) facts, or the failure naming its cause.
+    have, the C(bind_trace) facts or the failure naming its cause.
   - Runs one shell command on the host (no module is copied or started there), which waits for
     the result while the window's process lives, prints it and removes it.
 version_added: "0.1.0"

@@ -166,7 +166,11 @@ BOOTSTRAP = (
     "f,p=tempfile.mkstemp(suffix='.zip',dir=r)\n"
     "with os.fdopen(f,'wb') as o:o.write(d[n+1:])\n"
     "sys.path.insert(0,p)\n"
-    "from bindtrace.detach import bootstrap_main\n"
+    "try:\n"
+    " from bindtrace.detach import bootstrap_main\n"
+    "except BaseException:\n"
+    " os.unlink(p)\n"
+    " raise\n"
     "bootstrap_main(json.loads(d[:n].decode()),p)\n") % {"job_dir": JOB_DIR}
 
 
