@@ -284,15 +284,18 @@ BAD = [
                                    "rules (an empty list allows nothing)"),
     ({"bogus": 1}, "Unsupported parameters for (fleetaudit.bindtrace.trace_bind) module: bogus. "
                    "Supported parameters include: allow, backend, cmdline, comm, containername, "
-                   "duration, fail_on_unexpected, hook, ignore_errors, listeners, max_events, "
+                   "detach, duration, fail_on_unexpected, hook, ignore_errors, listeners, max_events, "
                    "max_records, mode, netns, pid, ports, scope, start_at, uid."),
 ]
 
 
-def test_every_bad_input_fails_with_its_message_and_loads_nothing():
+@pytest.mark.parametrize("detach", [False, True], ids=["in-module", "detached-launch"])
+def test_every_bad_input_fails_with_its_message_and_loads_nothing(detach):
+    # detached, the action plugin checks the argument spec on the controller and the
+    # host library the rest at the launch: the same message, word for word
     tasks = []
     for i, (args, _) in enumerate(BAD):
-        task = trace_task(name="bad%d" % i, **args)
+        task = trace_task(name="bad%d" % i, **(dict(args, detach=True) if detach else args))
         task["ignore_errors"] = True     # the task keyword: carry on to the next case
         tasks.append(task)
     play = run(tasks)

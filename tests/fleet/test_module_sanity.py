@@ -83,7 +83,7 @@ def test_ansible_lint_collection_and_module_examples(tree, tmp_path):
     import yaml
     src = open(os.path.join(COLLECTION, "plugins", "modules", "trace_bind.py")).read()
     text = re.search(r'EXAMPLES = r"""(.*?)"""', src, re.S).group(1)
-    assert len(yaml.safe_load(text)) == 7
+    assert len(yaml.safe_load(text)) == 8
     # the examples' own text (not a re-dump), indented as the tasks of one play
     tasks = "".join("    " + line if line.strip() else line
                     for line in text.lstrip("\n").splitlines(True))

@@ -7,6 +7,7 @@ module itself launches, the same way."""
 from __future__ import annotations
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.errors import UnsupportedError
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible.utils.vars import merge_hash
@@ -32,8 +33,12 @@ class ActionModule(ActionBase):
             return result
         # the module's own argument spec, checked here as AnsibleModule would there
         checked = ArgumentSpecValidator(ARGUMENT_SPEC).validate(dict(self._task.args))
-        if checked.error_messages:
-            result.update(failed=True, msg="; ".join(checked.error_messages))
+        if checked.error_messages:   # the first, worded as AnsibleModule words it
+            msg = checked.errors.msg
+            if isinstance(checked.errors[0], UnsupportedError):
+                msg = "Unsupported parameters for (%s) module: %s" % (
+                    self._task.resolved_action or self._task.action, msg)
+            result.update(failed=True, msg=msg)
             return result
         options = dict(checked.validated_parameters)
         options.pop("detach")

@@ -44,6 +44,7 @@ attributes:
     support: full
     description: Returns the C(bind_trace) facts.
   platform:
+    support: full
     platforms: posix
     description: Any POSIX shell with C(sleep) and C(kill).
 extends_documentation_fragment: []
