@@ -64,6 +64,17 @@ def _fail(index, key, value, fix):
     raise BindtraceError("invalid %s (%r): %s" % (where, value, fix))
 
 
+def _known(index, key, value, known, case, hint):
+    """Each item of value, normalised by case(), must be one of known."""
+    names = []
+    for item in _items(value):
+        name = case(str(item).strip())
+        if isinstance(item, bool) or name not in known:
+            _fail(index, key, item, hint)
+        names.append(name)
+    return names
+
+
 def _items(value):
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
@@ -128,25 +139,14 @@ def compile_rule(index, rule):
         if key == "port":
             out[key] = [_port_range(index, item) for item in _items(value)]
         elif key == "proto":
-            names = []
-            for item in _items(value):
-                name = str(item).strip().upper()
-                if isinstance(item, bool) or name not in PROTOS:
-                    _fail(index, key, item, "expected a protocol name such as tcp or udp "
-                                            "(known: %s)" % ", ".join(p.lower() for p in PROTOS))
-                names.append(name)
-            out[key] = names
+            out[key] = _known(index, key, value, PROTOS, str.upper,
+                              "expected a protocol name such as tcp or udp (known: %s)"
+                              % ", ".join(p.lower() for p in PROTOS))
         elif key == "addr":
             out[key] = [_addr_matcher(index, item) for item in _items(value)]
         elif key == "exposure":
-            kinds = []
-            for item in _items(value):
-                kind = str(item).strip().lower()
-                if isinstance(item, bool) or kind not in EXPOSURES:
-                    _fail(index, key, item, "expected %s (or a list of those)" % ", ".join(
-                        EXPOSURES))
-                kinds.append(kind)
-            out[key] = kinds
+            out[key] = _known(index, key, value, EXPOSURES, str.lower,
+                              "expected %s (or a list of those)" % ", ".join(EXPOSURES))
         elif key == "host":
             if not isinstance(value, bool):
                 _fail(index, key, value, "expected true (host processes only) or false "

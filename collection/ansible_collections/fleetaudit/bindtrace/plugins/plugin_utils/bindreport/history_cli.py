@@ -23,18 +23,18 @@ RUN_COLUMNS = [("RUN", "id"), ("GENERATED", "generated"), ("GENERATOR", "generat
                ("UNEXPECTED LISTENERS", "unexpected_listeners")]
 
 
-def _store_arg(p):
+def _parser(command, description):
+    """A sub-command's parser, with the store argument every one takes."""
+    p = argparse.ArgumentParser(prog="bind-report " + command, description=description)
     p.add_argument("--history", default=os.environ.get("BIND_REPORT_HISTORY"),
                    help="the history store: SQLite file path or postgresql:// DSN "
                         "(default $BIND_REPORT_HISTORY)")
+    return p
 
 
 def history_parser():
-    p = argparse.ArgumentParser(prog="bind-report history",
-                                description="Listeners recorded in the history store, one line per "
-                                            "listener identity, with first/last seen and the number of "
-                                            "runs; filters combine.")
-    _store_arg(p)
+    p = _parser("history", "Listeners recorded in the history store, one line per listener "
+                           "identity, with first/last seen and the number of runs; filters combine.")
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.add_argument("--proto", help="TCP, UDP, ...")
@@ -50,11 +50,9 @@ def history_parser():
 
 
 def prune_parser():
-    p = argparse.ArgumentParser(prog="bind-report prune",
-                                description="Retention: keep the newest N dated report directories "
-                                            "(YYYYMMDDTHHMMSSZ) under --reports, never the one 'latest' "
-                                            "points to, and the newest N runs in the history store.")
-    _store_arg(p)
+    p = _parser("prune", "Retention: keep the newest N dated report directories "
+                         "(YYYYMMDDTHHMMSSZ) under --reports, never the one 'latest' points to, "
+                         "and the newest N runs in the history store.")
     p.add_argument("--reports", help="the directory holding one dated directory per run")
     p.add_argument("--keep", type=int, required=True, help="runs to keep (at least 1)")
     return p
