@@ -18,6 +18,7 @@ import pytest
 
 from report_run import read, report_facts as rf, run_standin
 from salt_run import bind_report, ensure_salt, local_return, minion_config, traced_by_salt
+from helpers import report_json  # noqa: E402
 
 FILES = ["junit.xml", "report.html", "report.json", "report.md"]
 CALLBACK = "fleetaudit.bindtrace.bind_report"
@@ -25,7 +26,7 @@ CALLBACK = "fleetaudit.bindtrace.bind_report"
 
 def normalized(outdir):
     """{file: text} with the generation time and the generator's name masked."""
-    report = json.loads(read(os.path.join(outdir, "report.json")))
+    report = report_json.parse(read(os.path.join(outdir, "report.json")))
     out = {}
     for name in sorted(os.listdir(outdir)):
         text = read(os.path.join(outdir, name))
@@ -86,13 +87,13 @@ def test_same_four_files_as_the_callback(both_ways):
     from_cli, from_callback = normalized(both_ways["cli_out"]), normalized(both_ways["ansible_out"])
     for name in FILES:
         assert from_cli[name] == from_callback[name], name
-    generators = {json.loads(read(os.path.join(both_ways[d], "report.json")))["generator"]
+    generators = {report_json.parse(read(os.path.join(both_ways[d], "report.json")))["generator"]
                   for d in ("cli_out", "ansible_out")}
     assert generators == {"bind-report", CALLBACK}
 
 
 def test_the_salt_call_host_holds_exactly_the_workloads_binds(both_ways):
-    report = json.loads(read(os.path.join(both_ways["cli_out"], "report.json")))
+    report = report_json.parse(read(os.path.join(both_ways["cli_out"], "report.json")))
     hosts = {h["name"]: h for h in report["hosts"]}
     here = hosts[both_ways["here"]["host"]["hostname"]]   # salt-call's "local" takes its hostname
     p1, p2 = both_ways["ports"]
@@ -141,7 +142,7 @@ def test_drift_against_a_baseline_from_the_callback(both_ways, tmp_path):
     res = bind_report(salt_now, "-o", outdir, "-f", "json,md", "--baseline", baseline)
     assert res.returncode == 0, res.stderr
     assert sorted(os.listdir(outdir)) == ["report.json", "report.md"]
-    report = json.loads(read(os.path.join(outdir, "report.json")))
+    report = report_json.parse(read(os.path.join(outdir, "report.json")))
     assert report["baseline"]["path"] == baseline
     drift = {h["name"]: h["drift"] for h in report["hosts"]}
     key = lambda l: (l["proto"], l["addr"], l["port"], l["comm"])  # noqa: E731

@@ -16,6 +16,7 @@ import pytest
 from controller import VENV_BIN, core_version
 from report_run import ROOT, read
 from test_report_e2e import check_report, extra_vars, workload, workloads  # noqa: F401 (fixtures)
+from helpers import report_json  # noqa: E402
 
 COLLECTION = os.path.join(ROOT, "collection", "ansible_collections", "fleetaudit", "bindtrace")
 
@@ -99,7 +100,7 @@ def test_installed_playbook_runs_outside_the_repository_with_the_callback(instal
     assert "BIND REPORT SUMMARY" in proc.stdout
     # the callback's default output directory, under the user's working directory
     outdir = os.path.join(work, "reports")
-    report = json.loads(read(os.path.join(outdir, "report.json")))
+    report = report_json.parse(read(os.path.join(outdir, "report.json")))
     check_report(report, report["hosts"][0]["facts"], pid, ports)
     suite = ET.parse(os.path.join(outdir, "junit.xml")).getroot().find("testsuite")
     assert [c.get("name") for c in suite.findall("testcase")] == ["localhost"]

@@ -3,7 +3,6 @@ test host (an sshd host of the fleet, reached over ssh) shows in the fleet
 report with its container's name. The fleet host shares this kernel, so with
 `netns: all` its tracer sees the container's bind; `containername` keeps only
 that container (ig's -c)."""
-import json
 import os
 import sys
 
@@ -14,6 +13,7 @@ from conftest import run_playbook
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "kernel"))
 from dockerimg import docker, ensure_images, remove  # noqa: E402
+from helpers import report_json  # noqa: E402
 
 pytestmark = [pytest.mark.fleet, pytest.mark.docker, pytest.mark.slow]
 
@@ -41,8 +41,7 @@ def test_container_listener_in_the_fleet_report(fleet, late_listener, tmp_path):
         "target": host, "bindtrace_duration": 6, "bindtrace_netns": "all",
         "bindtrace_containername": NAME, "bindtrace_allow": [{"port": 22, "comm": "sshd"}]})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    with open(os.path.join(report_dir, "report.json")) as f:
-        report = json.load(f)
+    report = report_json.load(os.path.join(report_dir, "report.json"))
     hosts = {h["name"]: h for h in report["hosts"]}
     assert list(hosts) == [host]
     binds = hosts[host]["facts"]["binds"]

@@ -13,6 +13,7 @@ import pytest
 
 from conftest import ROOT, VENV_BIN, ansible_env
 from report_run import STANDIN_PLAYBOOK, read, report_facts as rf, write_fleet
+from helpers import report_json  # noqa: E402
 
 pytestmark = [pytest.mark.fleet, pytest.mark.slow]
 
@@ -49,8 +50,7 @@ def bind_report(*args):
 
 
 def load(report_dir):
-    with open(os.path.join(report_dir, "report.json")) as f:
-        return json.load(f)
+    return report_json.load(os.path.join(report_dir, "report.json"))
 
 
 def test_one_of_five_is_the_outlier_and_slices_merge(fleet, binders, tmp_path):

@@ -6,7 +6,6 @@ Every host shares this kernel, so the play runs the module with `netns: host`:
 each host's tracer keeps only binds made inside its own network namespace,
 which is how each host reports exactly its own binds.
 """
-import json
 import os
 import xml.etree.ElementTree as ET
 
@@ -14,6 +13,7 @@ import pytest
 
 from controller import connection_param
 from conftest import run_playbook
+from helpers import report_json  # noqa: E402
 
 pytestmark = [pytest.mark.fleet, pytest.mark.slow]
 
@@ -59,8 +59,7 @@ def trace(fleet, tmp_path, connection=None):
     report_dir = str(tmp_path / "reports")
     proc = run_playbook(fleet, report_dir, connection=connection,
                         extra_vars={"bindtrace_duration": WINDOW, "bindtrace_netns": "host"})
-    with open(os.path.join(report_dir, "report.json")) as f:
-        report = json.load(f)
+    report = report_json.load(os.path.join(report_dir, "report.json"))
     junit = ET.parse(os.path.join(report_dir, "junit.xml")).getroot()
     return proc, report, junit, report_dir
 

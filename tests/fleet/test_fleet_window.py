@@ -30,6 +30,7 @@ from conftest import ROOT, VENV_BIN, ansible_env
 from harness import Fleet
 from module_run import assert_nothing_left, bpf_ids_of, pids_in_netns
 from window_stats import launch_host_seconds, spread_of, windows_of
+from helpers import report_json  # noqa: E402
 
 JOB_DIR = "/run/bindtrace/jobs"   # module_utils/bindtrace/detach.py
 
@@ -144,8 +145,7 @@ def test_default_forks_every_window_overlaps_and_one_scan_is_seen_everywhere(fle
         if play.poll() is None:
             os.killpg(play.pid, signal.SIGKILL)
     assert play.returncode == 0, out[-4000:]
-    with open(os.path.join(report_dir, "report.json")) as f:
-        report = json.load(f)
+    report = report_json.load(os.path.join(report_dir, "report.json"))
     hosts = {h["name"]: h for h in report["hosts"]}
     assert sorted(hosts) == sorted(h["name"] for h in fleet20.hosts)
     assert all(h["status"] == "ok" for h in hosts.values()), [

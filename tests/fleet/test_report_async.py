@@ -5,13 +5,13 @@ collection playbook's shape), and states the fleet window in every format.
 The trace task is the canned STAND-IN (fixtures/standin/library/trace_bind.py)
 so the exact facts are known; the real module and playbook over the sshd
 fleet: test_fleet_window.py."""
-import json
 import os
 import xml.etree.ElementTree as ET
 
 import pytest
 
 from report_run import HERE, read, report_facts as rf, run_standin
+from helpers import report_json  # noqa: E402
 
 ASYNC_PLAYBOOK = os.path.join(HERE, "fixtures", "standin", "standin_async.yml")
 
@@ -35,7 +35,7 @@ def async_run(tmp_path_factory):
 def test_results_collected_by_async_status_are_the_hosts_results(async_run):
     work, fleet, proc = async_run
     assert proc.returncode == 4, proc.stderr   # failed hosts and an unreachable one
-    report = json.loads(read(os.path.join(work, "reports", "report.json")))
+    report = report_json.parse(read(os.path.join(work, "reports", "report.json")))
     got = {h["name"]: h for h in report["hosts"]}
     assert sorted(got) == sorted(fleet)
     for name, r in fleet.items():
@@ -48,7 +48,7 @@ def test_results_collected_by_async_status_are_the_hosts_results(async_run):
 
 def test_fleet_window_and_the_late_host_in_every_format(async_run):
     work, _, proc = async_run
-    report = json.loads(read(os.path.join(work, "reports", "report.json")))
+    report = report_json.parse(read(os.path.join(work, "reports", "report.json")))
     assert report["summary"]["window"] == {
         "start": "2026-11-25T12:00:00Z", "end": "2026-11-25T12:00:07Z", "start_spread": 5.0,
         "common": None, "hosts": 4, "not_overlapping": ["web2"]}
@@ -78,7 +78,7 @@ def test_fleet_window_and_the_late_host_in_every_format(async_run):
 
 def test_launched_but_never_collected_is_a_failure_saying_so(tmp_path):
     run_standin(str(tmp_path), late_fleet(), playbook=ASYNC_PLAYBOOK, extra_args=["-e", "collect=false"])
-    report = json.loads(read(os.path.join(str(tmp_path), "reports", "report.json")))
+    report = report_json.parse(read(os.path.join(str(tmp_path), "reports", "report.json")))
     got = {h["name"]: (h["status"], h["reason"]) for h in report["hosts"]}
     assert got.pop("gone")[0] == "unreachable"
     assert sorted(got) == ["broken", "db1", "evil", "legacy", "web1", "web2"]

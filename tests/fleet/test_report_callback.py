@@ -7,7 +7,6 @@ ssh host (a closed loopback port). The real module end to end:
 test_report_e2e.py.
 """
 import copy
-import json
 import os
 import re
 import stat
@@ -16,6 +15,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from report_run import read, report_facts as rf, run_standin
+from helpers import report_json  # noqa: E402
 
 FILES = ["junit.xml", "report.html", "report.json", "report.md"]
 REASONS = {"broken": "tracefs is not mounted at /sys/kernel/tracing",
@@ -50,7 +50,7 @@ def test_run_writes_all_four_private_files(fleet_run):
 
 def test_json_lists_exactly_each_hosts_binds(fleet_run):
     work, fleet, _ = fleet_run
-    report = json.loads(read(os.path.join(work, "reports", "report.json")))
+    report = report_json.parse(read(os.path.join(work, "reports", "report.json")))
     assert (report["schema"], report["kind"]) == (1, "bindtrace-fleet-report")
     assert report["generator"] == "fleetaudit.bindtrace.bind_report"
     got = {h["name"]: h for h in report["hosts"]}
@@ -105,7 +105,7 @@ def test_hostile_names_valid_files(fleet_run):
     assert "<script>alert(1)</script>" not in html and "<img" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     ET.parse(os.path.join(work, "reports", "junit.xml"))
-    json.loads(read(os.path.join(work, "reports", "report.json")))
+    report_json.parse(read(os.path.join(work, "reports", "report.json")))
 
 
 def test_drift_against_baseline(tmp_path):
@@ -123,7 +123,7 @@ def test_drift_against_baseline(tmp_path):
 
     outdir = str(tmp_path / "now")
     proc = run_standin(str(tmp_path), rf.fleet(), BIND_REPORT_BASELINE=baseline, BIND_REPORT_DIR=outdir)
-    report = json.loads(read(os.path.join(outdir, "report.json")))
+    report = report_json.parse(read(os.path.join(outdir, "report.json")))
     assert report["baseline"]["path"] == baseline
     drift = {h["name"]: h["drift"] for h in report["hosts"]}
     assert [(l["proto"], l["addr"], l["port"], l["comm"]) for l in drift["db1"]["new"]] == [
@@ -149,7 +149,7 @@ def test_missing_baseline_warns_and_still_reports(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # (Ansible wraps warnings at the terminal's width)
     assert "does not exist: give the report.json of an earlier run" in " ".join((proc.stdout + proc.stderr).split())
-    assert json.loads(read(str(tmp_path / "reports" / "report.json")))["baseline"] is None
+    assert report_json.parse(read(str(tmp_path / "reports" / "report.json")))["baseline"] is None
 
 
 def test_ini_options_and_formats(tmp_path):
@@ -191,7 +191,7 @@ def test_host_failing_before_the_trace_is_reported(tmp_path):
                str(tmp_path / "library"))
     fleet = {k: copy.deepcopy(v) for k, v in rf.fleet().items() if k in ("web1", "web2")}
     proc = run_standin(str(tmp_path), fleet, playbook=str(play))
-    report = json.loads(read(str(tmp_path / "reports" / "report.json")))
+    report = report_json.parse(read(str(tmp_path / "reports" / "report.json")))
     got = {h["name"]: (h["status"], h["reason"]) for h in report["hosts"]}
     assert got["web1"] == ("ok", None)
     assert got["web2"][0] == "failed" and got["web2"][1].startswith("task 'ansible.builtin.command': ")

@@ -22,6 +22,7 @@ WINDOW = 3
 # listener on 127.0.0.1:P4 bound before the window and held throughout.
 WORKLOAD = r"""
 import socket, sys, time
+from helpers import report_json  # noqa: E402
 p1, p2, p3, p4 = map(int, sys.argv[1:5])
 held = socket.socket()
 held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -131,7 +132,7 @@ def test_playbook_against_localhost_reports_exactly_the_workload_binds(tmp_path,
         capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     facts = cached_facts(cache)
-    report = json.loads(read(os.path.join(outdir, "report.json")))
+    report = report_json.parse(read(os.path.join(outdir, "report.json")))
     check_report(report, facts, pid, ports)
 
     p1, p2, p3, p4 = ports
@@ -169,7 +170,7 @@ def test_ansible_runner_leaves_report_in_artifacts(tmp_path, workload):
     assert not (tmp_path / "reports").exists() and not os.path.exists(os.path.join(ROOT, "playbooks", "reports"))
     # ansible-runner keeps a jsonfile fact cache of its own in the artifacts
     facts = cached_facts(str(artifacts / "fact_cache"))
-    check_report(json.loads(read(str(artifacts / "report.json"))), facts, pid, ports)
+    check_report(report_json.parse(read(str(artifacts / "report.json"))), facts, pid, ports)
     # the table went to the job's stdout too
     assert "BIND REPORT SUMMARY" in read(str(artifacts / "stdout"))
 
@@ -186,7 +187,7 @@ def test_fail_on_unexpected_host_keeps_its_facts_in_the_report(tmp_path, workloa
         [os.path.join(VENV_BIN, "ansible-playbook"), PLAYBOOK, "-e", json.dumps(extra)],
         cwd=str(tmp_path), env=env(BIND_REPORT_DIR=outdir), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    host = json.loads(read(os.path.join(outdir, "report.json")))["hosts"][0]
+    host = report_json.parse(read(os.path.join(outdir, "report.json")))["hosts"][0]
     assert host["status"] == "failed"
     assert "TCP 127.0.0.1:%d python3 pid %d" % (p4, pid) in host["reason"]
     held = [l for l in host["facts"]["listeners"] if l["port"] == p4]
@@ -224,7 +225,7 @@ def test_real_module_over_several_hosts(tmp_path, workloads):
         capture_output=True, text=True, timeout=300)
     assert proc.returncode == 4, proc.stdout + proc.stderr  # a failed and an unreachable host
     assert sorted(os.listdir(outdir)) == ["junit.xml", "report.html", "report.json", "report.md"]
-    report = json.loads(read(os.path.join(outdir, "report.json")))
+    report = report_json.parse(read(os.path.join(outdir, "report.json")))
     hosts = {h["name"]: h for h in report["hosts"]}
     assert {n: h["status"] for n, h in hosts.items()} == {
         "alpha": "ok", "beta": "ok", "gamma": "failed", "delta": "unreachable"}

@@ -19,6 +19,7 @@ from module_run import EXACT, LISTEN, Workload, assert_nothing_left, bpf_ids_of,
 from helpers.procs import descendants
 from salt_master import NetNS, SaltPair, build_wheel
 from salt_run import ROOT, bind_report, ensure_salt
+from helpers import report_json  # noqa: E402
 
 STATE_ID = "bindtrace_|-bind-compliance_|-bind-compliance_|-compliant"
 
@@ -167,7 +168,7 @@ def test_trace_with_pillar_rules_returned_through_the_job_cache(salt, tmp_path):
     out = tmp_path / "reports"
     rep = bind_report(str(saved), "-o", str(out))
     assert rep.returncode == 0, rep.stderr
-    report = json.loads((out / "report.json").read_text())
+    report = report_json.load(out / "report.json")
     assert [(h["name"], h["status"]) for h in report["hosts"]] == [(salt.id, "ok")]
     assert [(l["proto"], l["port"]) for l in report["hosts"][0]["facts"]["unexpected"]["listeners"]
             ] == [("UDP", p2)]
@@ -206,7 +207,7 @@ def test_fail_on_unexpected_reaches_the_master(salt, tmp_path):
     rep = bind_report(str(saved), "-o", str(tmp_path / "reports"), "--fail-on-unexpected")
     assert rep.returncode == 1
     assert "bind-report: unexpected listeners or binds on %s" % salt.id in rep.stderr
-    host = json.loads((tmp_path / "reports" / "report.json").read_text())["hosts"][0]
+    host = report_json.load(tmp_path / "reports" / "report.json")["hosts"][0]
     assert (host["status"], host["reason"]) == ("failed", facts["comment"])
     assert override["policy"] == {"rules": 0}
     assert [l["verdict"] for l in override["listeners"]] == ["unexpected", "unexpected"]
@@ -319,7 +320,7 @@ def test_scheduled_run_reaches_the_job_cache_and_bind_report(salt, tmp_path):
         out = tmp_path / ("report-" + name.split(".")[0])
         rep = bind_report(str(saved), "-o", str(out))
         assert rep.returncode == 0, rep.stderr
-        report = json.loads((out / "report.json").read_text())
+        report = report_json.load(out / "report.json")
         assert [(h["name"], h["status"]) for h in report["hosts"]] == [(salt.id, "ok")]
         assert [(l["proto"], l["port"]) for l in
                 report["hosts"][0]["facts"]["unexpected"]["listeners"]] == [("UDP", p2)]

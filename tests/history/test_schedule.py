@@ -13,6 +13,8 @@ import sys
 
 import pytest
 
+from helpers import report_json
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCHEDULE = os.path.join(ROOT, "contrib", "schedule")
 COLLECTIONS = os.path.join(ROOT, "collection")
@@ -73,7 +75,7 @@ def _two_runs(runner, reports, history, steady_port):
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr
     [run1] = _dated(reports)
     assert os.readlink(os.path.join(reports, "latest")) == run1
-    report1 = json.load(open(os.path.join(reports, run1, "report.json")))
+    report1 = report_json.load(os.path.join(reports, run1, "report.json"))
     assert report1["summary"]["history"]["run_id"] == 1 and report1["summary"]["history"]["previous_run"] is None
     assert report1["hosts"][0]["groups"] == ["web"]
 
@@ -90,7 +92,7 @@ def _two_runs(runner, reports, history, steady_port):
     [run2] = _dated(reports)                 # keep=1: run 1's directory is gone
     assert run2 > run1
     assert os.readlink(os.path.join(reports, "latest")) == run2
-    report2 = json.load(open(os.path.join(reports, run2, "report.json")))
+    report2 = report_json.load(os.path.join(reports, run2, "report.json"))
     # baseline = run 1's report.json, history = the store: both say "new"
     assert report2["baseline"]["generated"] == report1["generated"]
     h = report2["hosts"][0]

@@ -25,6 +25,7 @@ for sub in ("kernel", "fleet"):
 
 from helpers.kernel import CLI, bpf_ids_of, cli_env, live_bpf_ids  # noqa: E402,F401
 from helpers.procs import descendants  # noqa: E402
+from helpers import report_json  # noqa: E402
 
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 PLAYBOOK = os.path.join(ROOT, "playbooks", "trace_bind.yml")
@@ -210,7 +211,7 @@ def read_json(path):
 
 
 def report(report_dir):
-    return read_json(os.path.join(str(report_dir), "report.json"))
+    return report_json.load(os.path.join(str(report_dir), "report.json"))
 
 
 def no_traceback(text):

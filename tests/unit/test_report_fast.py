@@ -1,13 +1,11 @@
-"""The fast paths of the report (column table, cached facts JSON, forked
-halves, paused GC) give exactly what the straightforward per-row code gives,
-on hostile fleets: names with markup, ANSI, newlines, lone surrogates, and
-identity values of mixed types (1, 1.0, True, "1")."""
+"""The fast paths of the report (records as columns, column table, paused
+GC) give exactly what the straightforward per-row code gives, on hostile
+fleets: names with markup, ANSI, newlines, lone surrogates, and identity
+values of mixed types (1, 1.0, True, "1")."""
 import copy
-import errno
 import gc
 import json
 import os
-import re
 import stat
 
 import jinja2
@@ -16,10 +14,11 @@ from markupsafe import escape
 
 import report_facts as rf
 from helpers import report_rows
-from bindreport import (BindReportError, build_report, parallel, render, render_terminal, terminal,
+from bindreport import (BindReportError, build_report, render, render_terminal, terminal,
                         write_reports, writer)
 from bindreport.factcheck import facts_problem
-from bindreport.jsontext import Segment, pretty, report_text
+from bindreport.inputs import read_results
+from bindreport.jsontext import loads, pretty, report_text
 from bindreport.sanitize import markdown, visible
 
 # the bind rows as the report templates wrote them before the column table
@@ -51,23 +50,33 @@ def hostile_fleet():
     return fleet
 
 
-@pytest.fixture(params=[True, False], ids=["forked", "serial"])
-def model(request, monkeypatch):
-    monkeypatch.setattr(parallel, "MIN_ITEMS", 2)
-    monkeypatch.setattr(parallel, "ENABLED", request.param)
+@pytest.fixture
+def model():
     return build_report(hostile_fleet(), generated="2026-11-25T12:00:00Z")
 
 
 def test_json_is_the_cleaned_model_and_the_cache_changes_nothing(model):
     text = render(model, "json")
-    assert text == report_text(dict(model))  # a plain dict: no cached facts text
-    assert json.loads(text) == model
+    assert text == report_text(dict(model))  # a plain dict: no model tables, same file
+    assert loads(text) == model
     evil = next(h for h in model["hosts"] if h["name"] == "evil")
     assert evil["facts"]["binds"][0]["comm"] == "lone\ufffdsurrogate"
     assert [h["name"] for h in model["hosts"]].count("twin\ufffd") == 2
-    # every bind on one line, the layout of earlier report.json files
-    assert len(re.findall(r'\n +\{"schema": 1, ', text)) == model["summary"]["bind_records"] + sum(
-        len(h["facts"]["unexpected"]["binds"]) for h in model["hosts"] if h["facts"])
+    # schema 2: every bind once, in the columns of one table; no key repeated per record
+    data = json.loads(text)
+    assert data["tables"]["binds"]["rows"] == model["summary"]["bind_records"]
+    # evil's unexpected binds differ from its binds (edited after the copy): a table of their own
+    assert text.count('"timestamp"') == 2 and set(data["tables"]) == {
+        "binds", "listeners", "unexpected.binds", "unexpected.listeners"}
+    # a host's unexpected binds, copies of some of its binds, are those rows of the binds table
+    clean = build_report(rf.fleet())
+    data = json.loads(render(clean, "json"))
+    assert set(data["tables"]) == {"binds", "listeners"} and render(clean, "json").count('"timestamp"') == 1
+    db1 = next(h for h in data["hosts"] if h["name"] == "db1")
+    assert db1["facts"]["unexpected"]["binds"] == {"table": "binds", "rows": [
+        db1["facts"]["binds"]["start"] + i for i in (1, 2, 3)]}
+    read = {h["name"]: h for h in loads(render(clean, "json"))["hosts"]}
+    assert [b["verdict"] for b in read["db1"]["facts"]["unexpected"]["binds"]] == ["unexpected"] * 3
 
 
 def test_bind_tables_equal_the_per_row_rendering(model):
@@ -84,30 +93,21 @@ def test_bind_tables_equal_the_per_row_rendering(model):
     assert "web\\\\u202etxt" in md and "\u202e" not in md  # the escape, backslash-escaped
 
 
-@pytest.mark.parametrize("fleet", [hostile_fleet, rf.fleet], ids=["needs-cleaning", "clean"])
-def test_forked_and_serial_reports_are_identical(monkeypatch, fleet):
-    # forked: the child encodes the later hosts; "evil" (lone surrogate) is one of them
-    monkeypatch.setattr(parallel, "MIN_ITEMS", 2)
-    out = {}
-    for enabled in (True, False):
-        monkeypatch.setattr(parallel, "ENABLED", enabled)
-        m = build_report(fleet(), generated="2026-11-25T12:00:00Z")
-        out[enabled] = [render_terminal(m)] + [render(m, f) for f in ("json", "md", "html", "junit")]
-    assert out[True] == out[False]
+def _no_twins():
+    fleet = hostile_fleet()   # two names that clean to one are two hosts in a model, one in a {host: result}
+    del fleet["twin\udc82"]
+    return fleet
 
 
-def test_a_failing_child_is_recomputed_here(monkeypatch):
-    monkeypatch.setattr(parallel, "MIN_ITEMS", 2)
-    parent = os.getpid()
-
-    def square(x):
-        if os.getpid() != parent:
-            raise RuntimeError("child broke")
-        return x * x
-    assert parallel.map_split(square, range(10)) == [x * x for x in range(10)]
-    # and the child's result is used when it works
-    assert parallel.map_split(lambda x: (x, os.getpid() == parent), range(4))[2:] == (
-        [(2, not parallel.can_fork()), (3, not parallel.can_fork())])
+@pytest.mark.parametrize("fleet", [_no_twins, rf.fleet], ids=["needs-cleaning", "clean"])
+def test_a_report_from_its_own_report_json_is_identical(fleet):
+    # hosts read back from report.json (schema 2: records copied column by column
+    # into the new model) render exactly as the hosts' facts did
+    m = build_report(fleet(), generated="2026-11-25T12:00:00Z")
+    again = build_report(read_results(render(m, "json"), "report.json"), generated="2026-11-25T12:00:00Z")
+    assert again == m
+    assert ([render_terminal(again)] + [render(again, f) for f in ("json", "md", "html", "junit")] ==
+            [render_terminal(m)] + [render(m, f) for f in ("json", "md", "html", "junit")])
 
 
 def test_gc_state_is_restored():
@@ -147,38 +147,24 @@ def _files(d):
     return {n: open(os.path.join(d, n), "rb").read() for n in sorted(os.listdir(d))}
 
 
-@pytest.mark.parametrize("sendfile", [True, False], ids=["sendfile", "copy"])
-def test_forked_writer_writes_the_same_files(tmp_path, monkeypatch, sendfile):
-    monkeypatch.setattr(parallel, "MIN_ITEMS", 2)
+def test_writer_writes_what_render_gives(tmp_path):
     m = build_report(hostile_fleet(), generated="2026-11-25T12:00:00Z")
-    if parallel.can_fork():   # the child's hosts went to the spill file, copied from there
-        assert any(isinstance(t, Segment) for _, t in m.cache["facts_text"].values())
-    if not sendfile:
-        def no_sendfile(*args):
-            raise OSError(errno.EINVAL, "Invalid argument")
-        monkeypatch.setattr(writer.os, "sendfile", no_sendfile)
-    for enabled in (True, False):
-        monkeypatch.setattr(parallel, "ENABLED", enabled)
-        # single-threaded here: the forked path is the one taken on a multi-core machine
-        assert parallel.can_fork() == (enabled and parallel._cpus() > 1)
-        write_reports(m, str(tmp_path / str(enabled)))
-    assert _files(str(tmp_path / "True")) == _files(str(tmp_path / "False"))
-    # the copied segments make the same file as encoding the plain model
-    assert _files(str(tmp_path / "True"))["report.json"] == report_text(dict(m)).encode("utf-8")
-    assert sorted(_files(str(tmp_path / "True"))) == ["junit.xml", "report.html", "report.json", "report.md"]
-    for name in os.listdir(str(tmp_path / "True")):
-        assert stat.S_IMODE(os.stat(str(tmp_path / "True" / name)).st_mode) == 0o640
+    write_reports(m, str(tmp_path / "r"))
+    files = _files(str(tmp_path / "r"))
+    assert files["report.json"] == report_text(dict(m)).encode("utf-8") == render(m, "json").encode("utf-8")
+    assert files["report.html"] == render(m, "html").encode("utf-8")
+    assert sorted(files) == ["junit.xml", "report.html", "report.json", "report.md"]
+    for name in os.listdir(str(tmp_path / "r")):
+        assert stat.S_IMODE(os.stat(str(tmp_path / "r" / name)).st_mode) == 0o640
 
 
-@pytest.mark.parametrize("enabled", [True, False], ids=["forked", "serial"])
 @pytest.mark.parametrize("broken", ["html", "json"])
-def test_a_failed_format_leaves_old_reports_and_no_temp_files(tmp_path, monkeypatch, enabled, broken):
-    monkeypatch.setattr(parallel, "ENABLED", enabled)
+def test_a_failed_format_leaves_old_reports_and_no_temp_files(tmp_path, monkeypatch, broken):
     write_reports(build_report(rf.fleet()), str(tmp_path))
     before = _files(str(tmp_path))
     real = writer.render_parts
 
-    def render_parts(model, fmt):   # in the forked child too: it inherits the patch
+    def render_parts(model, fmt):
         if fmt == broken:
             raise RuntimeError("template broke on " + fmt)
         return real(model, fmt)
@@ -188,9 +174,7 @@ def test_a_failed_format_leaves_old_reports_and_no_temp_files(tmp_path, monkeypa
     assert _files(str(tmp_path)) == before   # nothing replaced, no .tmp left
 
 
-@pytest.mark.parametrize("enabled", [True, False], ids=["forked", "serial"])
-def test_a_full_disk_names_the_file_and_leaves_old_reports(tmp_path, monkeypatch, enabled):
-    monkeypatch.setattr(parallel, "ENABLED", enabled)
+def test_a_full_disk_names_the_file_and_leaves_old_reports(tmp_path, monkeypatch):
     write_reports(build_report(rf.fleet()), str(tmp_path))
     before = _files(str(tmp_path))
     real = writer._write_temp
@@ -203,29 +187,3 @@ def test_a_full_disk_names_the_file_and_leaves_old_reports(tmp_path, monkeypatch
     with pytest.raises(BindReportError, match=r"cannot write .*report\.md \(No space left on device\)"):
         write_reports(build_report({}), str(tmp_path))
     assert _files(str(tmp_path)) == before
-
-
-def test_a_child_reaped_by_someone_else_still_counts(monkeypatch):
-    # a host program's SIGCHLD handler may reap our child before we wait for it
-    real = os.waitpid
-
-    def reaped(pid, flags):
-        real(pid, flags)
-        raise ChildProcessError(10, "No child processes")
-    monkeypatch.setattr(parallel.os, "waitpid", reaped)
-    monkeypatch.setattr(parallel, "MIN_ITEMS", 2)
-    parent = os.getpid()
-    got = parallel.map_split(lambda x: (x, os.getpid() == parent), range(4))
-    assert got == [(0, True), (1, True), (2, not parallel.can_fork()), (3, not parallel.can_fork())]
-
-
-def test_a_full_temporary_directory_falls_back_to_memory(monkeypatch):
-    from bindreport import jsontext, model as report_model
-    monkeypatch.setattr(parallel, "MIN_ITEMS", 2)
-
-    def full(facts_list, file):   # in the forked child too
-        raise OSError(28, "No space left on device")
-    monkeypatch.setattr(report_model, "spill_texts", full)
-    m = build_report(hostile_fleet(), generated="2026-11-25T12:00:00Z")
-    assert not any(isinstance(t, jsontext.Segment) for _, t in m.cache["facts_text"].values())
-    assert render(m, "json") == report_text(dict(m))

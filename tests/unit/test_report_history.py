@@ -20,6 +20,7 @@ from bindreport.terminal import render_terminal
 
 import report_facts as rf
 from history_cases import check_three_runs
+from helpers import report_json  # noqa: E402
 
 class Cli(object):
     """bind-report run in this process, its output captured (its default
@@ -208,7 +209,7 @@ def test_cli_groups_outliers_and_exit(tmp_path, cli):
                                "web": {"hosts": ["web%d" % i for i in range(1, 6)]}, "db": {"hosts": ["db1"]}}))
     out = str(tmp_path / "out")
     assert cli.run([str(run), "--groups", str(inv), "-o", out, "--no-terminal", "-f", "json,prom"]) == 0
-    report = json.loads(open(os.path.join(out, "report.json")).read())
+    report = report_json.load(os.path.join(out, "report.json"))
     assert report["summary"]["outliers"]["hosts"] == ["web3"]
     # "fleet" holds the same five web hosts (through its child): both groups flag web3
     assert [g["group"] for g in report["summary"]["outliers"]["groups"]] == ["fleet", "web"]
@@ -219,5 +220,5 @@ def test_cli_groups_outliers_and_exit(tmp_path, cli):
     # a report.json input keeps its hosts' groups: re-rendering flags the same host
     out2 = str(tmp_path / "out2")
     assert cli.run([os.path.join(out, "report.json"), "-o", out2, "--no-terminal", "-f", "json"]) == 0
-    again = json.loads(open(os.path.join(out2, "report.json")).read())
+    again = report_json.load(os.path.join(out2, "report.json"))
     assert again["summary"]["outliers"] == report["summary"]["outliers"]

@@ -9,12 +9,13 @@ import sys
 
 import pytest
 
-from bindreport import BindReportError, build_report
+from bindreport import BindReportError, build_report, render
 from bindreport.cli import run
 from bindreport.inputs import json_documents, load_results, read_results, salt_result
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import report_facts as rf  # noqa: E402
+from helpers import report_json  # noqa: E402
 
 NO_RETURN = ("Minion did not return. [No response]\nThe minions may not have all finished running "
              "and any remaining minions will return upon completion. To look up the return data "
@@ -57,7 +58,7 @@ def test_salt_call_local_takes_the_facts_hostname_or_the_file_name():
 
 def test_a_report_json_gives_back_its_hosts():
     model = build_report(rf.fleet())
-    text = json.dumps(model)
+    text = render(model, "json")   # schema 2: records as columns
     hosts = read_results(text, "report.json")
     assert sorted(hosts) == sorted(rf.fleet())
     assert hosts["gone"] == {"status": "unreachable", "facts": None,
@@ -73,7 +74,7 @@ def test_a_report_json_gives_back_its_hosts():
                  "column 7 (char 6))"),
     ("[1, 2]", "in.json: expected a JSON object of {minion: result}, got list"),
     ('{"kind": "bindtrace-fleet-report", "schema": 9, "hosts": []}',
-     "in.json has report schema 9, this version reads schema 1"),
+     "in.json has report schema 9, this version reads schemas 1 and 2"),
 ])
 def test_unreadable_inputs_name_the_file_and_the_fix(text, message):
     with pytest.raises(BindReportError) as e:
@@ -104,7 +105,7 @@ def test_cli_writes_the_chosen_files_and_warns_on_a_missing_baseline(tmp_path):
     # in the order asked for
     assert out.getvalue() == "bind-report: wrote %s, %s\n" % (tmp_path / "r" / "junit.xml",
                                                              tmp_path / "r" / "report.json")
-    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    report = report_json.load(tmp_path / "r" / "report.json")
     assert report["generator"] == "bind-report" and report["baseline"] is None
     assert [(h["name"], h["status"], h["reason"]) for h in report["hosts"]] == [
         ("broken", "failed", "boom"), ("web1", "ok", None)]

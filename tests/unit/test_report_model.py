@@ -150,7 +150,7 @@ def test_baseline_errors_name_cause_and_fix(tmp_path):
         load_baseline(str(other))
     future = tmp_path / "future.json"
     future.write_text('{"kind": "bindtrace-fleet-report", "schema": 99}')
-    with pytest.raises(BindReportError, match="schema 99, this version reads schema 1"):
+    with pytest.raises(BindReportError, match="schema 99, this version reads schemas 1 and 2"):
         load_baseline(str(future))
 
 

@@ -1,6 +1,5 @@
 """Renderers over generated facts, with hostile process and container names:
 every format stays valid, names stay inert, failed hosts carry their reasons."""
-import json
 import re
 import xml.etree.ElementTree as ET
 from helpers.html import Collector
@@ -8,6 +7,7 @@ from helpers.html import Collector
 import report_facts as rf
 from bindreport import build_report, render, render_terminal
 from bindreport.render import TEMPLATES
+from bindreport.jsontext import loads
 from bindreport.sanitize import markdown, visible
 
 REASONS = {"broken": "tracefs is not mounted", "legacy": "unsupported: no kernel BTF",
@@ -21,9 +21,9 @@ def model():
 def test_json_is_the_model_and_lists_every_bind():
     m = model()
     text = render(m, "json")
-    data = json.loads(text)
+    data = loads(text)   # report.json read back (schema 2: columns) is the model
     assert data == m
-    assert (data["schema"], data["kind"]) == (1, "bindtrace-fleet-report")
+    assert (data["schema"], data["kind"]) == (2, "bindtrace-fleet-report")
     evil = next(h for h in data["hosts"] if h["name"] == "evil")
     # hostile names kept exactly in the machine-readable report
     assert [b["comm"] for b in evil["facts"]["binds"]][:5] == list(rf.HOSTILE_NAMES)

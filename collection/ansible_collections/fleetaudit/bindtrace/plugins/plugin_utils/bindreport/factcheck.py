@@ -5,6 +5,7 @@ JSON. One such host must not crash the fleet report (an exception in the
 callback loses every host's result): its facts are refused with a reason that
 names the first bad field, and the host shows as failed.
 """
+from .columns import Records
 from .fields import BOOL_FIELDS, INT_FIELDS, LIST_FIELDS, MAP_FIELDS, TEXT_FIELDS
 
 TOP_INTS = ("schema", "lost", "dropped", "summary_full")
@@ -78,26 +79,24 @@ _BOOL_TYPES = {bool, _NONE}
 _SCALAR_TYPES = {str, int, float, bool, _NONE}
 
 
-def _records_look_fine(records):
-    """Fast path over a whole list: the exact type of every checked field,
-    one column at a time. True means no record has a problem; False means
-    some value is not of the common exact types (a bool, a subclass, a bad
-    value), and the per-record check decides and names it."""
-    if not {type(r) for r in records} <= {dict}:
-        return False
+def _values_look_fine(values_of):
+    """values_of(field) -> the field's values (None where absent). True
+    means none has a problem; False means some value is not of the common
+    exact types (a bool, a subclass, a bad value), and the per-record check
+    decides and names it."""
     for fields, allowed in ((INT_FIELDS, _INT_TYPES), (TEXT_FIELDS, _TEXT_TYPES),
                             (BOOL_FIELDS, _BOOL_TYPES)):
         for key in fields:
-            if not {type(r.get(key)) for r in records} <= allowed:
+            if not {type(v) for v in values_of(key)} <= allowed:
                 return False
     for key in MAP_FIELDS:
-        maps = [r.get(key) for r in records]
+        maps = values_of(key)
         if not {type(m) for m in maps} <= _MAP_TYPES:
             return False
         if not {type(v) for m in maps if m for v in m.values()} <= _SCALAR_TYPES:
             return False
     for key in LIST_FIELDS:
-        lists = [r.get(key) for r in records]
+        lists = values_of(key)
         if not {type(v) for v in lists} <= {list, _NONE}:
             return False
         items = [i for v in lists if v for i in v]
@@ -108,8 +107,27 @@ def _records_look_fine(records):
     return True
 
 
-def facts_problem(facts):
-    """None when the report can use these facts, else what is wrong (one line)."""
+def _records_look_fine(records):
+    """Fast path over a whole list: the exact type of every checked field,
+    one column at a time (a table's distinct values, once per table)."""
+    if isinstance(records, Records):
+        table = records.table
+        fine = table.derived.get(("fine", table.rows))
+        if fine is None:
+            fine = table.derived[("fine", table.rows)] = _values_look_fine(
+                lambda key: table.used(key) + [None])
+        return fine
+    if not {type(r) for r in records} <= {dict}:
+        return False
+    return _values_look_fine(lambda key: [r.get(key) for r in records])
+
+
+def facts_problem(facts, values_checked=False):
+    """None when the report can use these facts, else what is wrong (one line).
+
+    values_checked: the caller checks the records' values itself, on the
+    distinct values its columns hold (new_values_fine); here only that each
+    record list is a list of mappings."""
     if not isinstance(facts, dict):
         return "bind_trace: expected a mapping, got %s" % _kind(facts)
     for key in TOP_INTS:
@@ -137,8 +155,10 @@ def facts_problem(facts):
         records = facts.get(key)
         if records is None:
             continue
-        if not isinstance(records, list):
+        if not isinstance(records, (list, Records)):
             return "%s: expected a list or null, got %s" % (key, _kind(records))
+        if values_checked and (isinstance(records, Records) or {type(r) for r in records} <= {dict}):
+            continue
         if _records_look_fine(records):
             continue
         for i, rec in enumerate(records):
@@ -146,6 +166,12 @@ def facts_problem(facts):
             if problem:
                 return problem
     return None
+
+
+def new_values_fine(values):
+    """values: {field: distinct values} (new in a table since a host's records
+    went in) -> True when none can be a problem (False: run facts_problem)."""
+    return _values_look_fine(lambda key: values.get(key, ()))
 
 
 def baseline_problem(report):

@@ -14,6 +14,7 @@ import datetime
 import json
 import re
 
+from .columns import where
 from .model import BindReportError
 
 SCHEMA_VERSION = 1
@@ -55,6 +56,10 @@ LISTENER_COLS = ("host", "proto", "family", "addr", "port", "comm", "exe", "unit
 BIND_COLS = LISTENER_COLS + ("count",)
 SEEN_COLS = ("host", "proto", "family", "addr", "port", "comm", "first_seen", "last_seen", "first_run",
              "last_run", "runs")
+
+
+def _is_unexpected(verdict):
+    return verdict == "unexpected"
 
 
 def _text(value):
@@ -191,7 +196,7 @@ class Store(object):
                               _int(facts.get("lost")) or 0))
                 listeners.extend((run_id,) + _identity(h["name"], l) for l in host_listeners)
                 binds.extend((run_id,) + _identity(h["name"], b) + (_int(b.get("count")) or 1,)
-                             for b in host_binds if b.get("verdict") == "unexpected")
+                             for b in where(host_binds, "verdict", _is_unexpected))
             self._insert_many("run_hosts", ("run_id", "host", "status", "reason", "groups_csv", "binds",
                                             "listeners", "unexpected_listeners", "unexpected_binds",
                                             "lost"), hosts)

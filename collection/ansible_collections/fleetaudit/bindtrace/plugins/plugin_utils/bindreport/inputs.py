@@ -26,7 +26,8 @@ import json
 import os
 import sys
 
-from .model import REPORT_KIND, REPORT_SCHEMA, BindReportError, classify_result
+from .jsontext import expand
+from .model import READ_SCHEMAS, REPORT_KIND, BindReportError, classify_result
 
 SALT_CALL_ID = "local"
 NO_RETURN = "Minion did not return"
@@ -85,10 +86,16 @@ def salt_result(value):
 
 
 def report_hosts(doc, source):
-    """A previous report.json -> its hosts, as build_report takes them."""
-    if doc.get("schema") != REPORT_SCHEMA:
-        raise BindReportError("%s has report schema %r, this version reads schema %d"
-                              % (source, doc.get("schema"), REPORT_SCHEMA))
+    """A previous report.json (schema 1 or 2) -> its hosts, as build_report
+    takes them (schema 2: their records are Records of the file's tables)."""
+    if doc.get("schema") not in READ_SCHEMAS:
+        raise BindReportError("%s has report schema %r, this version reads schemas 1 and 2"
+                              % (source, doc.get("schema")))
+    try:
+        expand(doc)
+    except ValueError as e:
+        raise BindReportError("%s is not a usable report.json (%s): give a report.json as bindtrace "
+                              "wrote it" % (source, e))
     hosts = {}
     for h in doc.get("hosts") or []:
         if isinstance(h, dict) and "name" in h:

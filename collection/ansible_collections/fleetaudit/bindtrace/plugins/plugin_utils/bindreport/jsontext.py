@@ -1,21 +1,41 @@
-"""report.json text: readable, diffable JSON (objects expanded, every element
-of a list of objects - a bind, a listener - on one line), produced with one
-reused encoder instead of a json.dumps (and a new encoder) per element.
+"""report.json, both ways: readable, diffable JSON text of the model, and the
+model's hosts back from a report.json of schema 2 (this writer) or schema 1
+(earlier versions: one object per record).
 
-The text of each host's facts is made once, by build_report, which also uses
-it as the check that the facts encode to UTF-8 (no lone surrogates); the
-report.json writer then only joins the cached pieces."""
+Schema 2 (see README, "report.json") keeps every host's facts where they were
+(hosts[].facts), except its record lists - facts.binds, facts.listeners,
+facts.unexpected.binds, facts.unexpected.listeners - which point into one
+table per list kind at the end of the file:
+
+    "binds": {"table": "binds", "start": 0, "count": 200}
+    "unexpected": {"binds": {"table": "binds", "rows": [0, 7, 9]}, ...}
+    "tables": {"binds": {"rows": N, "columns": {
+        "port": {"values": [22, 80, ...], "codes": [1, 0, 0, ...]}, ...}}}
+
+Record i of a table is {field: values[codes[i]]} over its columns, a null code
+meaning the record has no such key. No key is repeated per record, and a value
+a fleet repeats (a port, a command, a container) is written once per column.
+"""
 import json
-import os
+
+from .columns import Records, Table, Unencodable
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(", ", ": "))
 compact = _ENCODER.encode
 
+SCHEMA = 2
+# the record lists of a host's facts that go to tables: (path in facts, table name)
+RECORD_LISTS = ((("binds",), "binds"), (("listeners",), "listeners"),
+                (("unexpected", "binds"), "unexpected.binds"),
+                (("unexpected", "listeners"), "unexpected.listeners"))
+REF_KEYS = ("table", "start", "count")   # a host's records: rows start .. start + count - 1
+PICK_KEYS = ("table", "rows")            # chosen rows (a host's unexpected binds among its binds)
+
 
 def pretty(value, level=0, cached=None):
     """value -> JSON text; continuation lines indented to `level` steps.
-    cached: {id(obj): (obj, text)} of subtrees already encoded (at the level
-    where they appear), used when the very same object is met again."""
+    cached: {id(obj): (obj, text)} of subtrees whose text is known (at the
+    level where they appear), used when the very same object is met."""
     if cached:
         hit = cached.get(id(value))
         if hit is not None and hit[0] is value:
@@ -24,97 +44,169 @@ def pretty(value, level=0, cached=None):
     if isinstance(value, dict) and value:
         items = [pad + compact(k) + ": " + pretty(v, level + 1, cached) for k, v in value.items()]
         return "{\n" + ",\n".join(items) + "\n" + "  " * level + "}"
+    if isinstance(value, Records):
+        value = list(value)
     if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
         return "[\n" + pad + (",\n" + pad).join(map(compact, value)) + "\n" + "  " * level + "]"
     return compact(value)
 
 
-FACTS_LEVEL = 3   # report -> hosts list -> host -> facts
+def get_path(facts, path):
+    """facts[path[0]][path[1]]..., or None."""
+    value = facts
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
 
 
-def facts_text(facts):
-    """The text of one host's facts as report.json holds it, or None when
-    it cannot go into a UTF-8 file as is (lone surrogates: clean it first;
-    values JSON cannot encode)."""
-    data = facts_bytes(facts)
-    return None if data is None else data[0]
+def set_path(facts, path, value):
+    for key in path[:-1]:
+        facts = facts[key]
+    facts[path[-1]] = value
 
 
-def facts_bytes(facts):
-    """(text, its UTF-8 bytes) of facts_text, or None."""
-    try:
-        text = pretty(facts, FACTS_LEVEL)
-        return text, text.encode("utf-8")
-    except (TypeError, ValueError, UnicodeEncodeError, RecursionError):
-        return None
+def is_record_list(value):
+    return isinstance(value, Records) or (isinstance(value, list) and bool(value)
+                                         and {type(r) for r in value} <= {dict})
 
 
-class Segment(object):
-    """A facts text that a forked child wrote, as UTF-8, into a private
-    unlinked spill file: report.json copies it file to file (sendfile)
-    instead of bringing the text back through a pipe."""
-    __slots__ = ("file", "offset", "length")
-
-    def __init__(self, file, offset, length):
-        self.file, self.offset, self.length = file, offset, length
-
-    def data(self):
-        chunks, done = [], 0
-        while done < self.length:
-            chunk = os.pread(self.file.fileno(), self.length - done, self.offset + done)
-            if not chunk:
-                raise OSError(5, "report spill file is shorter than expected")
-            chunks.append(chunk)
-            done += len(chunk)
-        return b"".join(chunks)
-
-    def text(self):
-        return self.data().decode("utf-8")
-
-
-def spill_texts(facts_list, file):
-    """Write the facts texts to file, one after the other -> [(offset,
-    length) or None (facts that need cleaning)]."""
-    out, offset = [], 0
-    for facts in facts_list:
-        data = None if facts is None else facts_bytes(facts)
-        if data is None:
-            out.append(None)
+def _tables(hosts):
+    """-> ({table name: Table}, {id(records): (records, reference text)}): the
+    model's own tables when every host's list of a kind is a slice of one
+    table, else a table built here from the hosts' lists. Chosen rows of a
+    table written here (a host's unexpected binds among its binds) are
+    written as those rows."""
+    tables, refs, written = {}, {}, {}
+    for path, name in RECORD_LISTS:
+        lists = [get_path(h.get("facts"), path) for h in hosts]
+        lists = [r for r in lists if is_record_list(r) and len(r)]   # [] stays []
+        picked = [r for r in lists if isinstance(r, Records) and not r.contiguous and id(r.table) in written]
+        for r in picked:
+            refs[id(r)] = (r, compact({"table": written[id(r.table)], "rows": list(r.rows)}))
+        lists = [r for r in lists if id(r) not in refs]
+        if not lists:
             continue
-        view, done = memoryview(data[1]), 0
-        while done < len(view):
-            done += os.pwrite(file.fileno(), view[done:], offset + done)
-        out.append((offset, len(view)))
-        offset += len(view)
-    return out
+        owners = {id(r.table) for r in lists if isinstance(r, Records)}
+        if len(owners) == 1 and all(isinstance(r, Records) and r.contiguous for r in lists) \
+                and id(lists[0].table) not in written:
+            table = lists[0].table
+            placed = lists
+        else:
+            table = Table(name)
+            placed = [table.add(r) for r in lists]
+        tables[name], written[id(table)] = table, name
+        for r, where in zip(lists, placed):
+            refs[id(r)] = (r, compact({"table": name, "start": where.start, "count": len(where)}))
+    return tables, refs
 
 
-_MARK = "\x00"   # never in JSON text: control characters are escaped there
+def report_text(model):
+    """The whole report.json."""
+    return "".join(report_parts(model))
 
 
-def report_text(model, cached=None):
-    """The whole report.json (the layout of the former template)."""
-    return "".join(p if isinstance(p, str) else p.text() for p in report_parts(model, cached))
-
-
-def report_parts(model, cached=None):
-    """report.json as a list of pieces: str, or Segment for facts a forked
-    child wrote to the spill file (the writer need not join them)."""
-    parts = ["{\n"]
-    for key in ("schema", "kind", "generated", "generator"):
+def report_parts(model):
+    """report.json as a list of str pieces (joined by the writer)."""
+    hosts = model["hosts"]
+    tables, refs = _tables(hosts)
+    parts = ["{\n", '  "schema": %s,\n' % compact(SCHEMA)]
+    for key in ("kind", "generated", "generator"):
         parts.append('  "%s": %s,\n' % (key, compact(model[key])))
     parts.append('  "baseline": %s,\n' % pretty(model["baseline"], 1))
     parts.append('  "summary": %s,\n' % pretty(model["summary"], 1))
     parts.append('  "hosts": [\n')
-    hosts = model["hosts"]
     for i, host in enumerate(hosts):
         end = ",\n" if i < len(hosts) - 1 else "\n"
-        facts = host.get("facts")
-        hit = cached.get(id(facts)) if cached else None
-        if hit is not None and hit[0] is facts and isinstance(hit[1], Segment):
-            before, after = pretty(host, 2, {id(facts): (facts, _MARK)}).split(_MARK)
-            parts.extend(("    " + before, hit[1], after + end))
-        else:
-            parts.append("    " + pretty(host, 2, cached) + end)
-    parts.append("  ]\n}\n")
+        parts.append("    " + pretty(host, 2, refs) + end)
+    parts.append('  ],\n  "tables": {')
+    for i, (name, table) in enumerate(tables.items()):
+        parts.append('\n    %s: ' % compact(name) if i == 0 else ',\n    %s: ' % compact(name))
+        parts.extend(table.to_json_parts(4))
+    parts.append("\n  }\n}\n" if tables else "}\n}\n")
     return parts
+
+
+def expand(doc):
+    """A report.json document (schema 1 or 2) -> the same document with the
+    hosts' record lists in place (Records of the file's tables for schema 2;
+    schema 1 has them inline). The hosts that change are copies: the
+    caller's document stays as it was apart from "tables", which goes. A
+    malformed schema-2 document raises ValueError naming the bad part; the
+    caller says which file."""
+    if doc.get("schema") == 1:
+        return doc
+    if doc.get("schema") != SCHEMA:
+        raise ValueError("report schema %r: this version reads schemas 1 and 2" % (doc.get("schema"),))
+    specs = doc.get("tables", {})   # none: every record list is inline, as in schema 1
+    if not isinstance(specs, dict):
+        raise ValueError("tables: expected a mapping of record tables")
+    tables = {name: Table.from_json(name, spec, "tables.%s" % name) for name, spec in specs.items()}
+    hosts = doc.get("hosts")
+    if isinstance(hosts, list):
+        doc["hosts"] = [_expand_host(i, host, tables) for i, host in enumerate(hosts)]
+    doc.pop("tables", None)
+    return doc
+
+
+def _expand_host(i, host, tables):
+    facts = host.get("facts") if isinstance(host, dict) else None
+    if not isinstance(facts, dict):
+        return host
+    facts = dict(facts)
+    if isinstance(facts.get("unexpected"), dict):
+        facts["unexpected"] = dict(facts["unexpected"])
+    for path, _name in RECORD_LISTS:
+        ref = get_path(facts, path)
+        if not isinstance(ref, dict):
+            continue
+        here = "hosts[%d].facts.%s" % (i, ".".join(path))
+        table = tables.get(ref.get("table")) if isinstance(ref.get("table"), str) else None
+        if set(ref) == set(PICK_KEYS):
+            rows = ref["rows"]
+            if table is None or not isinstance(rows, list) or not all(
+                    isinstance(n, int) and not isinstance(n, bool) and 0 <= n < table.rows for n in rows):
+                raise ValueError("%s: %s is not a list of rows of a table of this file" % (here, compact(ref)))
+            set_path(facts, path, Records(table, None, rows=rows))
+            continue
+        if set(ref) != set(REF_KEYS):
+            raise ValueError("%s: expected a list of records, {\"table\", \"start\", \"count\"} or "
+                             "{\"table\", \"rows\"}" % here)
+        start, count = ref["start"], ref["count"]
+        if table is None or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0
+                                    for n in (start, count)) or start + count > table.rows:
+            raise ValueError("%s: %s is not a row range of a table of this file" % (here, compact(ref)))
+        set_path(facts, path, Records(table, start, start + count))
+    return dict(host, facts=facts)
+
+
+def loads(text):
+    """report.json text (schema 1 or 2) -> the document with every host's
+    record lists in place, as the model holds them (== the model that wrote it)."""
+    return expand(json.loads(text))
+
+
+def plain(doc):
+    """A report document with its Records as plain lists of dicts (for json.dumps, jq-like code)."""
+    if isinstance(doc, Records):
+        return list(doc)
+    if isinstance(doc, dict):
+        return {k: plain(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [plain(v) for v in doc]
+    return doc
+
+
+def encodable(value):
+    """True when value (a facts tree without its record lists) can go into a
+    UTF-8 JSON file as it is."""
+    try:
+        compact(value).encode("utf-8")
+        return True
+    except (TypeError, ValueError, UnicodeEncodeError, RecursionError):
+        return False
+
+
+__all__ = ["pretty", "compact", "report_text", "report_parts", "expand", "loads", "plain", "encodable",
+           "Unencodable"]

@@ -5,6 +5,7 @@ Built with prometheus-client (the controller extra), so the exposition format
 and its escaping are the library's, not ours. Gauges only: every value is the
 state of the last run.
 """
+from .columns import count_sum
 from .model import STATUSES, BindReportError
 
 PREFIX = "bindtrace_"
@@ -50,8 +51,7 @@ def _families(model):
         per_host["status"].add_metric([name, h["status"]], 1)
         per_host["unexpected_listeners"].add_metric([name], h["unexpected"]["listeners"])
         per_host["unexpected_binds"].add_metric([name], h["unexpected"]["binds"])
-        per_host["binds"].add_metric([name], sum(b.get("count") if isinstance(b.get("count"), int) else 1
-                                                 for b in binds))
+        per_host["binds"].add_metric([name], count_sum(binds))
         per_host["listeners"].add_metric([name], len(facts.get("listeners") or []))
         per_host["lost"].add_metric([name], facts.get("lost") or 0)
         per_host["truncated"].add_metric([name], 1 if facts.get("truncated") else 0)

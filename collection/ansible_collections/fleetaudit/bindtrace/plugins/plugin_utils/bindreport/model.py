@@ -6,35 +6,36 @@ next run.
 """
 import copy
 import json
-import operator
-import tempfile
 import time
 
-from . import parallel
-from .parallel import gc_paused
-from .factcheck import baseline_problem, facts_problem
-from .jsontext import Segment, facts_text, spill_texts
+from .columns import Records, Table, Unencodable, count_sum
+from .factcheck import baseline_problem, facts_problem, new_values_fine
+from .jsontext import RECORD_LISTS, SCHEMA, encodable, expand, get_path, is_record_list, set_path
+from .gcpause import gc_paused
 from .sanitize import clean_text, clean_walk
 from .window import fleet_window
 
-REPORT_SCHEMA = 1
+REPORT_SCHEMA = SCHEMA    # report.json: 2 (columns); load_baseline and inputs read 1 too
+READ_SCHEMAS = (1, SCHEMA)
 REPORT_KIND = "bindtrace-fleet-report"
 STATUSES = ("ok", "failed", "unreachable", "unsupported")
 TOP_PORTS = 10
 
 
 class ReportModel(dict):
-    """The model (a plain dict to every reader, json.dumps and ==) with a
-    private cache of derived data: each host's facts as report.json text
-    and the table rows, computed once for all renderers. The model is read
-    only once built; the caches are keyed by the identity of what they
-    were derived from."""
+    """The model (a plain dict to every reader and ==) with the fleet's
+    record tables (columns.py: each host's facts.binds, .listeners,
+    .unexpected.binds/.listeners are Records, slices of these) and a private
+    cache of derived data (the table rows), computed once for all renderers.
+    The model is read only once built; the caches are keyed by the identity
+    of what they were derived from."""
 
     def __init__(self, *args, **kw):
         dict.__init__(self, *args, **kw)
         self.cache = {}
+        self.tables = {}
 
-    def __reduce__(self):   # copies and pickles are plain dicts: no cache, no spill file
+    def __reduce__(self):   # copies and pickles are plain dicts (records as lists): no cache
         return (dict, (dict(self),))
 
     def __deepcopy__(self, memo):
@@ -77,12 +78,32 @@ def classify_result(result, outcome="ok"):
     return {"status": "ok", "facts": facts, "msg": None}
 
 
-_get_count = operator.methodcaller("get", "count")
+def _count_value(count):
+    return count if isinstance(count, int) else 1
 
 
 def _count(record):
-    count = record.get("count")
-    return count if isinstance(count, int) else 1
+    return _count_value(record.get("count"))
+
+
+def _failing(verdict):
+    # an expired exception allows nothing: counted with the unexpected
+    return verdict in ("unexpected", "expired")
+
+
+def _values(records, *names):
+    """[(value of name, ...) per record] (None where a record has no such key)."""
+    if isinstance(records, Records):
+        return list(zip(*[records.values(n) for n in names]))
+    return [tuple(r.get(n) for n in names) for r in records]
+
+
+def _count_failing(records):
+    if isinstance(records, Records):
+        return records.count("verdict", _failing)
+    return sum(1 for r in records if _failing(r.get("verdict")))
+
+
 
 
 def listener_key(listener):
@@ -102,35 +123,127 @@ def _raw_facts(raw):
     return facts if isinstance(facts, dict) else None
 
 
-def _encode_and_check(facts):
-    """facts -> (report.json text or None, shape problem or None)."""
+def plain_facts(facts):
+    """facts with Records as plain lists of dicts (to clean or copy them)."""
+    out = dict(facts)
+    if isinstance(out.get("unexpected"), dict):
+        out["unexpected"] = dict(out["unexpected"])
+    for path, _name in RECORD_LISTS:
+        value = get_path(out, path)
+        if isinstance(value, Records):
+            set_path(out, path, list(value))
+    return out
+
+
+def _ingest(facts, tables):
+    """Checked facts -> a copy whose record lists are Records of the model's
+    tables. Raises Unencodable (tables left as they were) when some value
+    cannot go into report.json as it is."""
+    out = dict(facts)
+    unexpected = out.get("unexpected")
+    if isinstance(unexpected, dict):
+        unexpected = out["unexpected"] = dict(unexpected)
+    lists = [(path, name, get_path(out, path)) for path, name in RECORD_LISTS]
+    lists = [(path, name, value) for path, name, value in lists if is_record_list(value)]
+    rest = {k: v for k, v in out.items() if k not in ("binds", "listeners", "unexpected")}
+    if isinstance(unexpected, dict):
+        rest["unexpected"] = {k: v for k, v in unexpected.items()
+                              if not any(path == ("unexpected", k) for path, _n, _v in lists)}
+    elif unexpected is not None:
+        rest["unexpected"] = unexpected
+    for key in ("binds", "listeners"):
+        if key in out and not any(path == (key,) for path, _n, _v in lists):
+            rest[key] = out[key]
+    if not encodable(rest):
+        raise Unencodable("facts")
+    marks = [(tables[name], tables[name]._mark()) for _path, name, _value in lists]
+    added = {}
+    try:
+        for path, name, value in lists:
+            # a host's unexpected binds (listeners) are some of its binds
+            # (listeners): rows of that table, not copies
+            among = PICKED_FROM.get(path)
+            rows = _picked_rows(value, get_path(facts, among), added[among]) if among in added else None
+            if rows is not None:
+                set_path(out, path, Records(added[among].table, None, rows=rows))
+                continue
+            added[path] = tables[name].add(value)
+            set_path(out, path, added[path])
+    except BaseException:
+        for table, mark in reversed(marks):
+            table._rollback(mark)
+        raise
+    return out
+
+
+CHECKED_TABLES = ("binds", "listeners")   # the record lists facts_problem checks
+PICKED_FROM = {("unexpected", "binds"): ("binds",), ("unexpected", "listeners"): ("listeners",)}
+
+
+def _picked_rows(sub, full, placed):
+    """Rows of placed (where full's records went) holding sub's records, when
+    sub is a subsequence of full (by ==), else None."""
+    if isinstance(sub, Records) and isinstance(full, Records) and sub.table is full.table \
+            and full.contiguous:
+        if not all(full.start <= r < full.stop for r in sub.rows):
+            return None
+        return [placed.start + r - full.start for r in sub.rows]
+    if isinstance(sub, Records) or isinstance(full, Records):
+        sub, full = list(sub), list(full)
+    rows, j, n = [], 0, len(full)
+    for item in sub:
+        while j < n and full[j] != item:
+            j += 1
+        if j == n:
+            return None
+        rows.append(placed.start + j)
+        j += 1
+    return rows
+
+
+def _checked_facts(facts, tables):
+    """-> (facts in the model or None, shape problem or None). The records'
+    values are checked on the distinct values they add to the columns (a
+    fleet repeats them); only when one looks wrong are the records checked
+    one by one, to name the first bad one."""
     if facts is None:
         return None, None
-    text = facts_text(facts)
-    # unclean facts are checked again once cleaned (tuples become lists)
-    return text, (facts_problem(facts) if text is not None else None)
+    problem = facts_problem(facts, values_checked=True)
+    if problem:
+        return None, problem
+    marks = {name: table._mark() for name, table in tables.items()}
+    try:
+        out = _ingest(facts, tables)
+    except Unencodable:
+        # lone surrogates (undecodable bytes) or values JSON cannot encode
+        facts = clean_walk(plain_facts(facts))
+        problem = facts_problem(facts)
+        if problem:
+            return None, problem
+        try:
+            return _ingest(facts, tables), None
+        except Unencodable as e:
+            return None, "a value report.json cannot hold (%s)" % e
+    if all(new_values_fine(tables[name].values_since(marks[name])) for name in CHECKED_TABLES):
+        return out, None
+    problem = facts_problem(facts)
+    if problem:
+        for name, table in tables.items():
+            table._rollback(marks[name])
+        return None, problem
+    return out, None
 
 
-def _host_entry(name, raw, facts, text_problem, texts):
-    """text_problem: _encode_and_check(facts) (text None: the facts need
-    cleaning first); texts collects {id(facts): (facts, text)} of the facts
-    kept."""
+def _host_entry(name, raw, tables):
     status = raw.get("status")
     if status not in STATUSES:
         raise BindReportError("host %r: status %r is not one of %s" % (name, status, ", ".join(STATUSES)))
-    text, problem = text_problem
-    if facts is not None and text is None:
-        # lone surrogates (undecodable bytes) or values JSON cannot encode
-        facts = clean_walk(facts)
-        text = facts_text(facts)
-        problem = facts_problem(facts)
+    facts, problem = _checked_facts(_raw_facts(raw), tables)
     msg = raw.get("msg")
     if problem:  # one broken or hostile host must not break the fleet's report
         status, facts = "failed", None
         msg = ("the host returned malformed bind_trace facts (%s); check that it runs this "
                "collection's trace_bind module" % problem)
-    if facts is not None and text is not None:
-        texts[id(facts)] = (facts, text)
     binds = (facts or {}).get("binds") or []
     listeners = (facts or {}).get("listeners") or []
     return {
@@ -140,9 +253,8 @@ def _host_entry(name, raw, facts, text_problem, texts):
         "facts": facts,
         "unexpected": {
             # an expired exception allows nothing: counted with the unexpected
-            "binds": sum(1 for b in binds if b.get("verdict") in ("unexpected", "expired")),
-            "listeners": sum(1 for l in listeners if l.get("verdict") in ("unexpected",
-                                                                          "expired")),
+            "binds": _count_failing(binds),
+            "listeners": _count_failing(listeners),
         },
         "drift": None,
     }
@@ -161,10 +273,15 @@ def load_baseline(path):
                               "of an earlier run" % (path, e))
     if not isinstance(data, dict) or data.get("kind") != REPORT_KIND:
         raise BindReportError("baseline %s is not a bindtrace fleet report.json" % path)
-    if data.get("schema") != REPORT_SCHEMA:
-        raise BindReportError("baseline %s has report schema %r, this version reads schema %d: "
-                              "use a baseline written by this version" % (path, data.get("schema"),
-                                                                          REPORT_SCHEMA))
+    if data.get("schema") not in READ_SCHEMAS:
+        raise BindReportError("baseline %s has report schema %r, this version reads schemas 1 and 2: "
+                              "use a baseline written by this version or an earlier one"
+                              % (path, data.get("schema")))
+    try:
+        expand(data)
+    except ValueError as e:
+        raise BindReportError("baseline %s is not a usable report (%s): give the report.json of "
+                              "an earlier run" % (path, e))
     problem = baseline_problem(data)
     if problem:
         raise BindReportError("baseline %s is not a usable report (%s): give the report.json of "
@@ -205,19 +322,19 @@ def _top_ports(hosts):
     ports = {}
     for h in hosts:
         facts = h["facts"] or {}
-        for kind, records in (("binds", facts.get("binds") or []),
-                              ("listeners", facts.get("listeners") or [])):
-            for r in records:
-                port = r.get("port")
-                if not port or r.get("error"):
+        for kind, rows in (("binds", _values(facts.get("binds") or [], "proto", "port", "error", "count")),
+                           ("listeners", _values(facts.get("listeners") or [], "proto", "port", "error"))):
+            for row in rows:
+                proto, port, error = row[:3]
+                if not port or error:
                     continue
-                key = (r.get("proto"), port)
+                key = (proto, port)
                 entry = ports.get(key)
                 if entry is None:
                     entry = ports[key] = {"proto": key[0], "port": port, "hosts": set(), "binds": 0,
                                           "listeners": 0}
                 entry["hosts"].add(h["name"])
-                entry[kind] += _count(r) if kind == "binds" else 1
+                entry[kind] += _count_value(row[3]) if kind == "binds" else 1
     ranked = sorted(ports.values(), key=lambda e: (-len(e["hosts"]), -e["listeners"], -e["binds"],
                                                    e["port"], str(e["proto"])))
     return [dict(e, hosts=len(e["hosts"])) for e in ranked[:TOP_PORTS]]
@@ -230,12 +347,12 @@ def _summary(hosts, baseline_hosts):
     for h in hosts:
         facts = h["facts"] or {}
         records += len(facts.get("binds") or [])
-        binds += sum(c if isinstance(c, int) else 1 for c in map(_get_count, facts.get("binds") or []))
+        binds += count_sum(facts.get("binds") or [])
         listeners += len(facts.get("listeners") or [])
         lost += facts.get("lost") or 0
         dropped += facts.get("dropped") or 0
-        for l in facts.get("listeners") or []:
-            unique.add((h["name"], l.get("proto"), l.get("family"), l.get("addr"), l.get("port")))
+        for proto, family, addr, port in _values(facts.get("listeners") or [], "proto", "family", "addr", "port"):
+            unique.add((h["name"], proto, family, addr, port))
     summary = {
         "hosts": len(hosts),
         "traced": by_status["ok"], "failed": by_status["failed"],
@@ -262,15 +379,33 @@ def _summary(hosts, baseline_hosts):
     return summary
 
 
-def _assemble(items, raw_facts, checked, baseline, baseline_path, generated, generator):
-    """The model from the hosts' results and their (text, problem) pairs."""
-    texts = {}
-    hosts = [_host_entry(name, raw, facts, text_problem, texts)
-             for (name, raw), facts, text_problem in zip(items, raw_facts, checked)]
+def new_tables():
+    """The model's record tables, one per record list of the facts."""
+    return {name: Table(name) for _path, name in RECORD_LISTS}
+
+
+@gc_paused()
+def build_report(host_results, baseline=None, baseline_path=None, generated=None, generator=None):
+    """host_results: {inventory hostname: {"status", "facts", "msg"}} -> the report model.
+
+    baseline: a loaded earlier report (load_baseline) or None; baseline_path
+    only labels it. Each host's records go into the model's tables (columns),
+    in the order of the hosts (by name); a record list that is already
+    Records (a schema-2 report.json input) is copied column by column.
+    """
+    items = sorted(host_results.items(), key=lambda kv: clean_text(kv[0]))
+    tables = new_tables()
+    hosts = [_host_entry(name, raw if isinstance(raw, dict) else {}, tables) for name, raw in items]
     hosts.sort(key=lambda h: h["name"])
     baseline_hosts = None
     baseline_info = None
     if baseline is not None:
+        if "tables" in baseline:   # a schema-2 report.json as json.load gives it
+            try:
+                baseline = expand(dict(baseline))
+            except ValueError as e:
+                raise BindReportError("baseline is not a usable report (%s): give the report.json of "
+                                      "an earlier run" % e)
         baseline_hosts = {h.get("name"): h for h in baseline.get("hosts") or [] if isinstance(h, dict)}
         baseline_info = {"path": clean_text(baseline_path) if baseline_path else None,
                          "generated": baseline.get("generated"), "hosts": len(baseline_hosts)}
@@ -285,68 +420,5 @@ def _assemble(items, raw_facts, checked, baseline, baseline_path, generated, gen
         "summary": _summary(hosts, baseline_hosts),
         "hosts": hosts,
     })
-    model.cache["facts_text"] = texts
-    return model
-
-
-# share of the hosts this process encodes when a forked child encodes the
-# rest: this process also checks every host, builds the model and its tables
-PARENT_SHARE = 0.3
-_PENDING = ""    # the child's text, not known yet: assumed encodable
-
-
-@gc_paused()
-def build_report(host_results, baseline=None, baseline_path=None, generated=None, generator=None):
-    """host_results: {inventory hostname: {"status", "facts", "msg"}} -> the report model.
-
-    baseline: a loaded earlier report (load_baseline) or None; baseline_path
-    only labels it.
-    """
-    items = list(host_results.items())
-    raw_facts = [_raw_facts(raw) if isinstance(raw, dict) else None for _name, raw in items]
-    args = (baseline, baseline_path, generated, generator)
-    # Encoding the facts is both their UTF-8 check and report.json's text,
-    # done once. With a second core, a forked child encodes most hosts while
-    # this process encodes the others, checks every host's shape, and builds
-    # the model and its tables assuming the child's hosts encode as they are;
-    # if one does not (it needs cleaning), the model is built again.
-    cut = len(raw_facts)
-    child = None
-    spill = None
-    if len(raw_facts) >= parallel.MIN_ITEMS and parallel.can_fork():
-        try:
-            spill = tempfile.TemporaryFile(prefix="bindreport-")   # unlinked, mode 0600
-        except OSError:   # no usable temporary directory: all in this process
-            spill = None
-    if spill is not None:
-        cut = int(len(raw_facts) * PARENT_SHARE)
-        child = parallel.Forked(lambda: spill_texts(raw_facts[cut:], spill))
-    try:
-        checked = [_encode_and_check(f) for f in raw_facts[:cut]]
-        if child is None:
-            return _assemble(items, raw_facts, checked, *args)
-        pending = [(None, None) if f is None else (_PENDING, facts_problem(f)) for f in raw_facts[cut:]]
-        model = _assemble(items, raw_facts, checked + pending, *args)
-        from .table import bind_table, listener_rows   # the renderers' tables, while the child works
-        bind_table(model)
-        listener_rows(model)
-    except BaseException:
-        if child is not None:
-            child.wait()
-        raise
-    ok, spilled = child.wait()
-    if ok:
-        rest = [None if where is None else Segment(spill, where[0], where[1]) for where in spilled]
-    else:   # the child failed (a full temporary directory...): encode them here
-        rest = [None if f is None else facts_text(f) for f in raw_facts[cut:]]
-    if any(text is None and f is not None for f, text in zip(raw_facts[cut:], rest)):
-        checked += [(text, None if text is None else problem)
-                    for text, (_host, problem) in zip(rest, pending)]
-        model = _assemble(items, raw_facts, checked, *args)
-    else:
-        texts = model.cache["facts_text"]
-        for f, text in zip(raw_facts[cut:], rest):
-            if f is not None and id(f) in texts:
-                texts[id(f)] = (f, text)
-    model.cache["spill"] = spill   # lives as long as the model
+    model.tables = tables
     return model

@@ -11,8 +11,8 @@ import os
 import jinja2
 from markupsafe import Markup, escape
 
-from . import jsontext, overview, views
-from .parallel import gc_paused
+from . import jsontext, overview, table, views
+from .gcpause import gc_paused
 from .metrics import render_metrics
 from .sanitize import markdown, one_line, visible
 from .table import Cells, bind_table, listener_rows, unexpected_listeners
@@ -45,23 +45,24 @@ HTML_BIND_ROWS = 10000      # rows of the all-binds table (~6 MB with container 
 HTML_HOST_DETAILS = 300     # host detail sections
 
 
+table.SELECTIONS["html"] = table.findings(HTML_BIND_ROWS)
+
+
+def html_selection(model):
+    """None (the bind table has every row) or "html" (the findings only,
+    unexpected binds first, then failed ones, up to the budget)."""
+    return "html" if table.bind_table_total(model) > HTML_BIND_ROWS else None
+
+
 def html_budget(model):
     """What report.html shows in full and what it leaves to report.json."""
-    bt = bind_table(model)
-    keep = None
-    if bt.size > HTML_BIND_ROWS:
-        # the findings only, unexpected binds first, then failed ones, up to the budget
-        keep, room = [False] * bt.size, HTML_BIND_ROWS
-        for wanted in (lambda i: bt.unexpected[i], lambda i: bool(bt.columns["error"][i])):
-            for i in range(bt.size):
-                if room and not keep[i] and wanted(i):
-                    keep[i], room = True, room - 1
+    bt = bind_table(model, html_selection(model))
     hosts = model["hosts"]
     details = None
     if len(hosts) > HTML_HOST_DETAILS:
         details = {a["index"] for a in overview.attention(model)[:HTML_HOST_DETAILS]}
-    shown = bt.size if keep is None else sum(keep)
-    return {"bind_mask": keep, "binds_total": bt.size, "binds_shown": shown, "binds_omitted": bt.size - shown,
+    return {"selection": html_selection(model), "binds_total": bt.total, "binds_shown": bt.size,
+            "binds_omitted": bt.total - bt.size,
             "detail_indexes": details or set(),
             "detail_names": {hosts[i - 1]["name"] for i in details or ()}, "details_shown": len(details) if details is not None else len(hosts),
             "details_omitted": 0 if details is None else len(hosts) - len(details)}
@@ -96,10 +97,11 @@ def lazy_host_data(model, detailed=()):
                   .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
-def html_bind_rows(model, mask=None):
+def html_bind_rows(model, selection=None):
     """Every <tr> of the #binds table (as the template wrote them), built
-    column by column: each distinct value escaped once. mask: rows to keep."""
-    bt = bind_table(model)
+    column by column: each distinct value escaped once. selection: of
+    bind_table (None: every row)."""
+    bt = bind_table(model, selection)
     cols = [bt.rendered(key, lambda v, key=key: '<td class="%s">%s</td>' % (key, _html(v)))
             for _title, key in bt.titles]
     cols.append(bt.rendered("count", lambda v: "<td>%s</td>" % _html(v)))
@@ -108,10 +110,7 @@ def html_bind_rows(model, mask=None):
                (False, True): '<tr class=" bind-error">', (True, True): '<tr class="unexpected bind-error">'}
     starts = [classes[u, bool(e)] for u, e in zip(bt.unexpected, bt.columns["error"])]
     ends = ["</tr>\n"] * bt.size
-    rows = map("".join, zip(starts, *cols + [ends]))
-    if mask is not None:
-        rows = (r for r, keep in zip(rows, mask) if keep)
-    return "".join(rows)
+    return "".join(map("".join, zip(starts, *cols + [ends])))
 
 
 def _md_cell(value):
@@ -122,16 +121,13 @@ def _md_verdict(value):
     return (" **%s** |" if value == "unexpected" else " %s |") % markdown(value)
 
 
-def md_bind_rows(model, mask=None):
-    """Every row of the Markdown bind table, column by column (mask: rows to keep)."""
-    bt = bind_table(model)
+def md_bind_rows(model, selection=None):
+    """Every row of the Markdown bind table, column by column (selection: of bind_table)."""
+    bt = bind_table(model, selection)
     cols = [["|"] * bt.size]
     cols.extend(bt.rendered(key, _md_verdict if key == "verdict" else _md_cell) for _title, key in bt.titles)
     cols.append(bt.rendered("count", lambda v: " %s |\n" % markdown(v)))
-    rows = map("".join, zip(*cols))
-    if mask is not None:
-        rows = (r for r, keep in zip(rows, mask) if keep)
-    return "".join(rows)
+    return "".join(map("".join, zip(*cols)))
 
 
 def _listener_body(fmt):
@@ -258,7 +254,7 @@ def junit_cases(model):
 def render_parts(model, fmt):
     """render() as a list of pieces whose concatenation is the text."""
     if fmt == "json":
-        return jsontext.report_parts(model, getattr(model, "cache", {}).get("facts_text"))
+        return jsontext.report_parts(model)
     return [render(model, fmt)]
 
 
@@ -268,7 +264,7 @@ def render(model, fmt):
     if fmt not in FORMATS:
         raise ValueError("unknown report format %r: use one of %s" % (fmt, ", ".join(FORMATS)))
     if fmt == "json":
-        return jsontext.report_text(model, getattr(model, "cache", {}).get("facts_text"))
+        return jsontext.report_text(model)
     if fmt == "prom":
         return render_metrics(model)
     window = model["summary"].get("window")
@@ -277,10 +273,11 @@ def render(model, fmt):
     if fmt in ("html", "md"):
         budget = html_budget(model)
         rows = html_bind_rows if fmt == "html" else md_bind_rows
-        context.update(columns=bind_table(model).titles, unexpected_listeners=unexpected_listeners(model),
+        context.update(columns=bind_table(model, budget["selection"]).titles,
+                       unexpected_listeners=unexpected_listeners(model),
                        listener_rows=listener_rows(model), listener_body=_listener_body(fmt),
                        unexpected_body=_unexpected_body(fmt), attention=overview.attention(model),
-                       budget=budget, bind_rows=lambda: Markup(rows(model, budget["bind_mask"])))
+                       budget=budget, bind_rows=lambda: Markup(rows(model, budget["selection"])))
     if fmt == "html":
         script, style = _asset("report.js"), _asset("report.css")
         context.update(script=Markup(script), style=Markup(style), script_hash=_csp_hash(script),

@@ -10,6 +10,7 @@ import itertools
 import operator
 
 from . import views
+from .columns import Records
 from .fields import CELLS
 
 _EMPTY = {}
@@ -48,6 +49,8 @@ _GET = operator.itemgetter(*FIELDS)
 
 
 def _fields(binds):
+    if isinstance(binds, Records):
+        return list(zip(*[binds.values(k, 1 if k == "count" else None) for k in FIELDS]))
     try:
         return list(map(_GET, binds))
     except KeyError:   # facts without some keys: .get, and count defaults to 1
@@ -60,19 +63,86 @@ def _sort_key(v):
             v[3] if isinstance(v[3], int) else -1, str(v[4]))
 
 
-def _sorted_fields(model):
-    """([host name per row], [FIELDS tuple per row]) sorted as
-    report_rows.bind_rows: by host, then port, proto, addr, pid, comm; stable. The
-    hosts are sorted by name already, so each run of same-named hosts is
-    sorted on its own."""
-    names, rows = [], []
+def _candidates(binds, wanted):
+    """Indexes of the records passing one of the wanted tests."""
+    if isinstance(binds, Records):
+        masks = [binds.per_record(field, fn) for _test, field, fn in wanted]
+    else:
+        masks = [[fn(b.get(field)) for b in binds] for _test, field, fn in wanted]
+    return [i for i, flags in enumerate(zip(*masks)) if any(flags)]
+
+
+def _groups(model, wanted=()):
+    """(host name, [FIELDS tuple per row]) per run of same-named hosts, in
+    the order of report_rows.bind_rows: by host, then port, proto, addr,
+    pid, comm; stable. The hosts are sorted by name already, so each run of
+    same-named hosts is sorted on its own. Lazy, and with wanted tests only
+    the rows passing one (found on the columns first): a selection that
+    fills its budget early reads only the hosts before."""
     for name, group in itertools.groupby(model["hosts"], key=lambda h: h["name"]):
         values = []
         for host in group:
-            values.extend(_fields((host["facts"] or _EMPTY).get("binds") or ()))
+            binds = (host["facts"] or _EMPTY).get("binds") or ()
+            if not wanted:
+                values.extend(_fields(binds))
+                continue
+            keep = _candidates(binds, wanted)
+            if keep:
+                rows = _fields(binds)
+                values.extend(rows if len(keep) == len(rows) else [rows[i] for i in keep])
         values.sort(key=_sort_key)
-        rows.extend(values)
-        names.extend([name] * len(values))
+        yield name, values
+
+
+def _failing(verdict):
+    return verdict in ("unexpected", "expired")
+
+
+def _is_unexpected(row):
+    return _failing(row[5])
+
+
+def _is_failed(row):
+    return bool(row[9])
+
+
+def _sorted_fields(model, wanted=(), limit=None):
+    """([host name per row], [FIELDS tuple per row]) in table order: every
+    row, or (wanted: (row test, field, value test), in order of preference)
+    the rows passing the first test, then those passing the next..., up to
+    limit rows in all."""
+    names, rows = [], []
+    if not wanted:
+        for name, values in _groups(model):
+            rows.extend(values)
+            names.extend([name] * len(values))
+        return names, rows
+    walked, more = [], _groups(model, wanted)
+
+    def walk():
+        for g in itertools.count():
+            if g == len(walked):
+                nxt = next(more, None)
+                if nxt is None:
+                    return
+                walked.append(nxt)
+            yield g, walked[g]
+    picked, room = set(), limit
+    for test, _field, _fn in wanted:
+        for g, (_name, values) in walk():
+            if not room:
+                break
+            for i, row in enumerate(values):
+                if (g, i) not in picked and test(row):
+                    picked.add((g, i))
+                    room -= 1
+                    if not room:
+                        break
+    for g, (name, values) in enumerate(walked):
+        for i, row in enumerate(values):
+            if (g, i) in picked:
+                rows.append(row)
+                names.append(name)
     return names, rows
 
 
@@ -96,8 +166,9 @@ def _text_key(value):
 class BindTable(object):
     """columns: {row key: [value per row]}, in the order of bind_rows."""
 
-    def __init__(self, model):
-        names, rows = _sorted_fields(model)
+    def __init__(self, model, wanted=(), limit=None):
+        names, rows = _sorted_fields(model, wanted, limit)
+        self.total = _record_count(model)   # the whole fleet's bind records
         if rows:
             (port, proto, addr, pid, comm, verdict, opts, ifname, if_index, error, count, user,
              k8s, container, req_addr, req_port, exposure, listened, backlog, exe, unit,
@@ -129,13 +200,15 @@ class BindTable(object):
         self.columns = cols
         self.unexpected = [v in ("unexpected", "expired") for v in verdict]
         self.size = len(rows)
+        # the columns shown: from every row of the fleet, also when only some are in this table
+        present = cols if self.size == self.total else _present(model)
         titles = [("HOST", "host"), ("VERDICT", "verdict")]
-        if any(cols["k8s_node"]) or any(cols["k8s_namespace"]) or any(cols["k8s_pod"]):
+        if any(present["k8s_node"]) or any(present["k8s_namespace"]) or any(present["k8s_pod"]):
             titles.extend(views.K8S_COLUMNS)
-        if any(cols["k8s_container"]):
+        if any(present["k8s_container"]):
             titles.append(views.CONTAINER_COLUMN)
         titles.extend(views.SEED_COLUMNS)
-        titles.extend(c for c in views.OPTIONAL_COLUMNS if any(cols[c[1]]))
+        titles.extend(c for c in views.OPTIONAL_COLUMNS if any(present[c[1]]))
         self.titles = titles          # = report_rows.bind_columns(report_rows.bind_rows(model))
         # each column as codes into its distinct values: renderers escape the
         # distinct values only, then index (cheaper than a lookup per cell)
@@ -174,12 +247,65 @@ class _Index(dict):
         return code
 
 
-def bind_table(model):
+def _record_count(model):
+    return sum(len((h["facts"] or _EMPTY).get("binds") or ()) for h in model["hosts"])
+
+
+def bind_table_total(model):
+    """The fleet's bind records (every row of the full table)."""
+    return _record_count(model)
+
+
+def _binds_lists(model):
+    return [(h["facts"] or _EMPTY).get("binds") or () for h in model["hosts"]]
+
+
+def _distinct(model, key):
+    """The values of one bind field over the fleet (each once where the
+    records are columns)."""
+    out = []
+    for binds in _binds_lists(model):
+        if isinstance(binds, Records):
+            return list(binds.table.used(key)) + out    # one table holds every host's
+        out.extend(b.get(key) for b in binds)
+    return out
+
+
+def _present(model):
+    """For the optional columns' titles: per row key, values whose
+    truthiness tells whether some bind of the fleet has one."""
+    k8s = [k for k in _distinct(model, "k8s") if isinstance(k, dict)]
+    containers = [c for c in _distinct(model, "container") if isinstance(c, dict)]
+    out = {key: _distinct(model, key) for _title, key in views.OPTIONAL_COLUMNS
+           if key not in ("unit", "listened")}
+    out["unit"] = _distinct(model, "unit") + _distinct(model, "socket_unit")
+    out["listened"] = _distinct(model, "listened")    # its cell is "" unless listened is true
+    out.update(k8s_node=[k.get("node") for k in k8s], k8s_namespace=[k.get("namespace") for k in k8s],
+               k8s_pod=[k.get("pod") for k in k8s],
+               k8s_container=[k.get("container") for k in k8s] + [c.get("name") for c in containers])
+    return out
+
+
+# row selections of bind_table: (tests in order of preference, row budget)
+SELECTIONS = {}
+
+
+def bind_table(model, selection=None):
+    """The bind table of every row (selection None), or of a selection
+    registered in SELECTIONS (name -> (row tests, limit)), made once per
+    model."""
     cache = _cache(model)
-    table = cache.get("bind_table")
+    key = ("bind_table", selection)
+    table = cache.get(key)
     if table is None or table[0] is not model["hosts"]:
-        table = cache["bind_table"] = (model["hosts"], BindTable(model))
+        wanted, limit = SELECTIONS[selection] if selection else ((), None)
+        table = cache[key] = (model["hosts"], BindTable(model, wanted, limit))
     return table[1]
+
+
+def findings(limit):
+    """A selection: the unexpected binds first, then the failed ones, up to limit rows."""
+    return (((_is_unexpected, "verdict", _failing), (_is_failed, "error", bool)), limit)
 
 
 def listener_rows(model):

@@ -1,8 +1,8 @@
 """The terminal table and summary: plain text, every cell made visible
 (control characters escaped) so a process name cannot drive the terminal."""
-from .parallel import gc_paused
+from .gcpause import gc_paused
 from .sanitize import one_line, visible
-from . import overview, views
+from . import overview, table as bind_tables, views
 from .table import bind_table, unexpected_listeners
 from .window import overlap_line, window_line
 
@@ -29,22 +29,21 @@ def table(columns, rows):
 
 
 # past this many bind records the terminal shows the findings only (unexpected
-# or failed binds); report.json has them all
+# binds first, then failed ones), up to as many rows; report.json has them all
 TERMINAL_BIND_ROWS = 5000
+bind_tables.SELECTIONS["terminal"] = bind_tables.findings(TERMINAL_BIND_ROWS)
 
 
-def bind_mask(model, budget):
-    """None (every row) or a keep-flag per row of the bind table."""
-    bt = bind_table(model)
-    if bt.size <= budget:
-        return None
-    return [u or bool(e) for u, e in zip(bt.unexpected, bt.columns["error"])]
+def selection(model):
+    """None (every bind) or "terminal" (the findings, up to TERMINAL_BIND_ROWS)."""
+    return "terminal" if bind_tables.bind_table_total(model) > TERMINAL_BIND_ROWS else None
 
 
-def bind_lines(model, mask=None):
+def bind_lines(model, which=None):
     """The fleet's bind table as table() lays it out, built column by
-    column: each distinct value is escaped and padded once."""
-    bt = bind_table(model)
+    column: each distinct value is escaped and padded once. which: a
+    selection of bind_table (None: every row)."""
+    bt = bind_table(model, which)
     columns = bt.titles
     texts = [bt.texts(key, _cell) for _title, key in columns]
     widths = [max([len(title)] + [len(t) for t in col]) for (title, _key), col in zip(columns, texts)]
@@ -53,8 +52,7 @@ def bind_lines(model, mask=None):
         col = [t.ljust(width) for t in col]
         padded.append(map(col.__getitem__, bt.codes(key)[0]))
     out = ["  ".join(t.ljust(w) for (t, _key), w in zip(columns, widths)).rstrip()]
-    rows = map(str.rstrip, map("  ".join, zip(*padded)))
-    out.extend(rows if mask is None else (r for r, keep in zip(rows, mask) if keep))
+    out.extend(map(str.rstrip, map("  ".join, zip(*padded))))
     return out
 
 
@@ -160,17 +158,16 @@ def _history_lines(model):
 def terminal_lines(model):
     """model -> [(text, style)]: the table (unexpected rows styled) and the
     summary, for front-ends that colour lines; text is already inert."""
-    mask = bind_mask(model, TERMINAL_BIND_ROWS)
-    lines = bind_lines(model, mask)
+    which = selection(model)
+    lines = bind_lines(model, which)
     out = [(lines[0], None)]
     styles = [None, "unexpected"]
-    unexpected = bind_table(model).unexpected
-    if mask is not None:
-        unexpected = [u for u, keep in zip(unexpected, mask) if keep]
-    out.extend(zip(lines[1:], [styles[u] for u in unexpected]))
-    if mask is not None:
-        out.append(("(%d of %d bind records shown: the unexpected and failed ones; report.json has them all)"
-                    % (len(unexpected), len(mask)), None))
+    bt = bind_table(model, which)
+    out.extend(zip(lines[1:], [styles[u] for u in bt.unexpected]))
+    if which is not None:
+        out.append(("(%d of %d bind records shown: the unexpected and failed ones%s; report.json has them all)"
+                    % (bt.size, bt.total, ", unexpected first, up to %d" % TERMINAL_BIND_ROWS
+                       if bt.size == TERMINAL_BIND_ROWS else ""), None))
     out.append(("", None))
     out.extend(_summary_lines(model))
     return out
