@@ -168,16 +168,19 @@ def test_a_damaged_schema_2_file_names_the_file_and_the_fault(tmp_path, edit, fa
     assert str(e.value).startswith("%s is not a usable report.json (%s" % (path, fault))
 
 
-def test_a_bad_value_in_a_schema_2_input_fails_that_host_only(tmp_path):
+@pytest.mark.parametrize("pid, host", [(500, "db1"), (102, "web2")])   # the first host with binds, a later one
+def test_a_bad_value_in_a_schema_2_input_fails_that_host_only(tmp_path, pid, host):
     # a tampered column value reaches the same shape check as facts from a host
     def edit(doc):
         col = doc["tables"]["binds"]["columns"]["pid"]
-        col["values"][0] = "not a pid"
+        col["values"][col["values"].index(pid)] = "not a pid"
     path = _damaged(tmp_path, edit)
     m = build_report(load_results([path]), generated=WHEN)
     by = {h["name"]: h for h in m["hosts"]}
-    assert by["db1"]["status"] == "failed" and by["db1"]["facts"] is None
-    assert "binds[0].pid: expected an integer or null, got str" in by["db1"]["reason"]
+    assert by[host]["status"] == "failed" and by[host]["facts"] is None
+    assert "binds[0].pid: expected an integer or null, got str" in by[host]["reason"]
+    assert [h for h in by if by[h]["status"] == "failed"] == ["broken", host]
     assert by["web1"]["status"] == "ok" and by["web1"]["facts"]["binds"][0]["pid"] == 101
+    assert "not a pid" not in render(m, "json")
     annotate_report(m)
     render(m, "html")

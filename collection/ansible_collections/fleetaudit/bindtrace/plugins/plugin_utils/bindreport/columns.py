@@ -211,6 +211,8 @@ class Table(object):
         self.by_name = {}
         self.rows = 0
         self.derived = {}     # per-table caches of the readers (flags per code...)
+        self.dirty = False    # may hold values no record uses (see vacuum)
+        self.consumed = {}    # id(source table) -> (source, rows copied from it)
 
     def column(self, name):
         col = self.by_name.get(name)
@@ -275,14 +277,48 @@ class Table(object):
             held = self.derived[("remap", id(src))] = (src, {})
         maps = held[1]
         for col in src.columns:
-            remap = maps.get(col.name)
-            if remap is None or len(remap) != len(col.values) + 1:
-                remap = maps[col.name] = self.column(col.name).remap(col)
-            self.by_name[col.name].codes.extend(
-                array("I", map(remap.__getitem__, records.codes(col))))
+            # the source column's codes in this table's, all at once (a
+            # slice per host after): one report.json input holds many hosts
+            got = maps.get(col.name)
+            if got is None or len(got[0]) != len(col.values) + 1 or len(got[1]) != len(col.codes):
+                # adds every value of the source column: those of hosts not
+                # copied (yet, or refused) go again in vacuum()
+                remap = self.column(col.name).remap(col)
+                same = all(k == v for k, v in remap.items())   # the values in the same order: as they are
+                got = maps[col.name] = (remap, col.codes if same else array("I", map(remap.__getitem__, col.codes)))
+            if records.contiguous:
+                codes = got[1][records.start:records.stop]
+            else:
+                codes = array("I", map(got[1].__getitem__, records.rows))
+            self.by_name[col.name].codes.extend(codes)
         self._pad([c.name for c in src.columns], n)
         self.rows += n
+        seen = self.consumed.get(id(src))
+        self.consumed[id(src)] = (src, (seen[1] if seen and seen[0] is src else 0) + n)
         return Records(self, start, self.rows)
+
+    def vacuum(self):
+        """Drop the values no record uses (left by a refused host, or by
+        hosts of a source table that were not copied), so that every value
+        of a column is some record's: readers rely on it (which optional
+        columns a table shows)."""
+        if not self.dirty and all(n >= src.rows for src, n in self.consumed.values()):
+            return
+        for col in self.columns:
+            used = set(col.codes)
+            used.discard(ABSENT)
+            if len(used) == len(col.values):
+                continue
+            keep = sorted(used)
+            new = dict(zip(keep, range(len(keep))))
+            new[ABSENT] = ABSENT
+            col.codes = array("I", map(new.__getitem__, col.codes))
+            col.values = [col.values[c] for c in keep]
+            col.keys = [col.keys[c] for c in keep]
+            col.index = dict(zip(col.keys, range(len(keep))))
+        self.derived.clear()
+        self.dirty = False
+        self.consumed = {}
 
     def _pad(self, names, n):
         if len(names) != len(self.columns):
@@ -313,6 +349,7 @@ class Table(object):
             del col.values[n:], col.keys[n:]
         self.rows = rows
         self.derived.clear()
+        self.dirty = True
 
     # -- reading --------------------------------------------------------------
     def record(self, row):
@@ -322,6 +359,19 @@ class Table(object):
             if code != ABSENT:
                 out[col.name] = col.values[code]
         return out
+
+    def records(self, rows):
+        """The records at rows as dicts, built column by column."""
+        if len(rows) < 4:
+            return [self.record(r) for r in rows]
+        names, values = [], []
+        for col in self.columns:
+            codes = _codes(col, rows)
+            if ABSENT in codes:
+                return [self.record(r) for r in rows]
+            names.append(col.name)
+            values.append(map(col.values.__getitem__, codes))
+        return [dict(zip(names, vals)) for vals in zip(*values)]
 
     def _padded(self, name, default):
         """The column's values and default last (the index of ABSENT in codes_of)."""
@@ -391,17 +441,18 @@ class Table(object):
             codes = spec["codes"]
             if len(codes) != rows:
                 raise ValueError("%s.codes: %d codes for %d rows" % (here, len(codes), rows))
-            if None in codes:
-                codes = [ABSENT if c is None else c for c in codes]
-            try:
-                if not {type(c) for c in codes} <= {int}:
-                    raise TypeError
-                arr = array("I", codes)
-            except (TypeError, OverflowError):
-                raise ValueError("%s.codes: expected codes (integers from 0) or null" % here)
             values = spec["values"]
-            top = max((c for c in arr if c != ABSENT), default=-1) if ABSENT in arr else max(arr, default=-1)
-            if top >= len(values):
+            try:
+                arr = array("I", codes)    # refuses text, floats, negative numbers and null
+                top = max(codes, default=-1)
+            except (TypeError, OverflowError):
+                try:   # null: a record without the key
+                    present = [c for c in codes if c is not None]
+                    arr = array("I", [ABSENT if c is None else c for c in codes])
+                    top = max(present, default=-1)
+                except (TypeError, OverflowError):
+                    raise ValueError("%s.codes: expected codes (integers from 0) or null" % here)
+            if not isinstance(top, int) or top >= len(values) or top >= ABSENT:
                 raise ValueError("%s.codes: a code is past the %d values" % (here, len(values)))
             col = table.column(field)
             col.values, col.codes = values, arr
@@ -421,9 +472,9 @@ class Table(object):
         for i, col in enumerate(self.columns):
             parts.append("\n" if i == 0 else ",\n")
             if ABSENT in col.codes:
-                codes = ", ".join("null" if c == ABSENT else texts[c] for c in col.codes)
+                codes = ",".join("null" if c == ABSENT else texts[c] for c in col.codes)
             else:
-                codes = ", ".join(map(texts.__getitem__, col.codes))
+                codes = ",".join(map(texts.__getitem__, col.codes))
             parts.append('%s    %s: {"values": %s, "codes": [%s]}' % (pad, _ENCODE(col.name), _ENCODE(col.values),
                                                                      codes))
         parts.append("\n%s  }\n%s}" % (pad, pad) if self.columns else "}\n%s}" % pad)
@@ -466,7 +517,7 @@ class Records(object):
         return len(self.rows) > 0
 
     def __iter__(self):
-        return map(self.table.record, self.rows)
+        return iter(self.table.records(self.rows))
 
     def __getitem__(self, i):
         if isinstance(i, slice):

@@ -26,6 +26,7 @@ import json
 import os
 import sys
 
+from .gcpause import gc_paused
 from .jsontext import expand
 from .model import READ_SCHEMAS, REPORT_KIND, BindReportError, classify_result
 
@@ -137,6 +138,7 @@ def read_results(text, source):
     return hosts
 
 
+@gc_paused()
 def load_results(paths):
     """Several saved inputs (paths, "-" for stdin) -> one {host: result}; a
     host named twice is an error (two runs of one host cannot both be it)."""

@@ -32,23 +32,30 @@ REF_KEYS = ("table", "start", "count")   # a host's records: rows start .. start
 PICK_KEYS = ("table", "rows")            # chosen rows (a host's unexpected binds among its binds)
 
 
-def pretty(value, level=0, cached=None):
+def pretty(value, level=0, cached=None, depth=None):
     """value -> JSON text; continuation lines indented to `level` steps.
     cached: {id(obj): (obj, text)} of subtrees whose text is known (at the
-    level where they appear), used when the very same object is met."""
+    level where they appear), used when the very same object is met.
+    depth: objects deeper than this many levels are on one line (None: all
+    expanded), except one holding a cached subtree."""
     if cached:
         hit = cached.get(id(value))
         if hit is not None and hit[0] is value:
             return hit[1]
     pad = "  " * (level + 1)
-    if isinstance(value, dict) and value:
-        items = [pad + compact(k) + ": " + pretty(v, level + 1, cached) for k, v in value.items()]
+    if isinstance(value, dict) and value and (depth is None or depth > 0 or (
+            cached and any(id(v) in cached for v in value.values()))):
+        deeper = None if depth is None else depth - 1
+        items = [pad + compact(k) + ": " + pretty(v, level + 1, cached, deeper) for k, v in value.items()]
         return "{\n" + ",\n".join(items) + "\n" + "  " * level + "}"
     if isinstance(value, Records):
         value = list(value)
-    if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+    if isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value) and (depth is None or depth > 0):
         return "[\n" + pad + (",\n" + pad).join(map(compact, value)) + "\n" + "  " * level + "]"
     return compact(value)
+
+
+HOST_DEPTH = 2   # report.json: a host's keys and its facts' keys one per line, their values on it
 
 
 def get_path(facts, path):
@@ -119,7 +126,7 @@ def report_parts(model):
     parts.append('  "hosts": [\n')
     for i, host in enumerate(hosts):
         end = ",\n" if i < len(hosts) - 1 else "\n"
-        parts.append("    " + pretty(host, 2, refs) + end)
+        parts.append("    " + pretty(host, 2, refs, HOST_DEPTH) + end)
     parts.append('  ],\n  "tables": {')
     for i, (name, table) in enumerate(tables.items()):
         parts.append('\n    %s: ' % compact(name) if i == 0 else ',\n    %s: ' % compact(name))

@@ -4,9 +4,13 @@ Every renderer reads only this dict (plus the derived rows of views.py), and
 report.json is this dict, so a previous report.json is the baseline of the
 next run.
 """
+import collections
 import copy
+import itertools
 import json
+import operator
 import time
+from array import array
 
 from .columns import Records, Table, Unencodable, count_sum
 from .factcheck import baseline_problem, facts_problem, new_values_fine
@@ -208,7 +212,10 @@ def _checked_facts(facts, tables):
     one by one, to name the first bad one."""
     if facts is None:
         return None, None
-    problem = facts_problem(facts, values_checked=True)
+    # records read from a schema-2 report.json are checked on their source
+    # table's distinct values (once per table), not on what they add here
+    from_table = any(isinstance(facts.get(key), Records) for key in CHECKED_TABLES)
+    problem = facts_problem(facts, values_checked=not from_table)
     if problem:
         return None, problem
     marks = {name: table._mark() for name, table in tables.items()}
@@ -224,7 +231,7 @@ def _checked_facts(facts, tables):
             return _ingest(facts, tables), None
         except Unencodable as e:
             return None, "a value report.json cannot hold (%s)" % e
-    if all(new_values_fine(tables[name].values_since(marks[name])) for name in CHECKED_TABLES):
+    if from_table or all(new_values_fine(tables[name].values_since(marks[name])) for name in CHECKED_TABLES):
         return out, None
     problem = facts_problem(facts)
     if problem:
@@ -318,7 +325,85 @@ def _drift(host, base_host):
     return {"compared": True, "why": None, "new": _sort_listeners(new), "gone": _sort_listeners(gone)}
 
 
+def _port_key(port):
+    return bool(port)
+
+
+def _rows_by_table(hosts, key):
+    """(table, [(host name, Records)]) when every host's list `key` is a
+    contiguous slice of one table (a model's own), else None."""
+    table, out = None, []
+    for h in hosts:
+        records = (h["facts"] or {}).get(key) or []
+        if not records:
+            continue
+        if not isinstance(records, Records) or not records.contiguous or (table is not None
+                                                                          and records.table is not table):
+            return None
+        table = records.table
+        out.append((h["name"], records))
+    return table, out
+
+
+def _port_counts_columns(hosts, key):
+    """{(proto, port): [host names set, records, count sum]} of the records
+    `key` with a port and no error, counted on the columns: per (proto,
+    port, count) code and per (proto, port, host) code, never per record."""
+    found = _rows_by_table(hosts, key)
+    if found is None:
+        return None
+    table, slices = found
+    names = {}
+    host_ids = array("I")
+    for name, records in slices:
+        host_ids.extend(array("I", [names.setdefault(name, len(names))]) * len(records))
+    rows = [r for _name, records in slices for r in records.rows]
+    if not rows:
+        return {}
+    whole = range(rows[0], rows[-1] + 1) if rows == list(range(rows[0], rows[-1] + 1)) else rows
+    proto = table.codes_of("proto", whole)
+    port = table.codes_of("port", whole)
+    keep = list(map(operator.and_, table.per_record("port", _port_key, whole),
+                    map(operator.not_, table.per_record("error", bool, whole))))
+    counts = table.codes_of("count", whole)
+    proto_v, port_v = table._padded("proto", None), table._padded("port", None)
+    count_v = table.mapped("count", _count_value)
+    out = {}
+    for (p, q, c), n in collections.Counter(itertools.compress(zip(proto, port, counts), keep)).items():
+        entry = out.setdefault((proto_v[p], port_v[q]), [set(), 0, 0])
+        entry[1] += n
+        entry[2] += n * count_v[c]
+    ids = {v: k for k, v in names.items()}
+    for p, q, h in set(itertools.compress(zip(proto, port, host_ids), keep)):
+        out[(proto_v[p], port_v[q])][0].add(ids[h])
+    return out
+
+
 def _top_ports(hosts):
+    binds = _port_counts_columns(hosts, "binds")
+    listeners = _port_counts_columns(hosts, "listeners")
+    if binds is None or listeners is None:
+        return _top_ports_rows(hosts)
+    ports = {}
+    for kind, found in (("binds", binds), ("listeners", listeners)):
+        for key, (names, records, total) in found.items():
+            entry = ports.get(key)
+            if entry is None:
+                entry = ports[key] = {"proto": key[0], "port": key[1], "hosts": set(), "binds": 0,
+                                      "listeners": 0}
+            entry["hosts"] |= names
+            entry[kind] += total if kind == "binds" else records
+    return _ranked_ports(ports)
+
+
+def _ranked_ports(ports):
+    ranked = sorted(ports.values(), key=lambda e: (-len(e["hosts"]), -e["listeners"], -e["binds"],
+                                                   e["port"], str(e["proto"])))
+    return [dict(e, hosts=len(e["hosts"])) for e in ranked[:TOP_PORTS]]
+
+
+def _top_ports_rows(hosts):
+    """_top_ports record by record (hosts whose records are plain lists)."""
     ports = {}
     for h in hosts:
         facts = h["facts"] or {}
@@ -335,9 +420,7 @@ def _top_ports(hosts):
                                           "listeners": 0}
                 entry["hosts"].add(h["name"])
                 entry[kind] += _count_value(row[3]) if kind == "binds" else 1
-    ranked = sorted(ports.values(), key=lambda e: (-len(e["hosts"]), -e["listeners"], -e["binds"],
-                                                   e["port"], str(e["proto"])))
-    return [dict(e, hosts=len(e["hosts"])) for e in ranked[:TOP_PORTS]]
+    return _ranked_ports(ports)
 
 
 def _summary(hosts, baseline_hosts):
@@ -397,6 +480,8 @@ def build_report(host_results, baseline=None, baseline_path=None, generated=None
     tables = new_tables()
     hosts = [_host_entry(name, raw if isinstance(raw, dict) else {}, tables) for name, raw in items]
     hosts.sort(key=lambda h: h["name"])
+    for table in tables.values():
+        table.vacuum()
     baseline_hosts = None
     baseline_info = None
     if baseline is not None:

@@ -15,6 +15,7 @@ from . import jsontext, overview, table, views
 from .gcpause import gc_paused
 from .metrics import render_metrics
 from .sanitize import markdown, one_line, visible
+from .columns import Records
 from .table import Cells, bind_table, listener_rows, unexpected_listeners
 from .window import overlap_line, window_line
 
@@ -43,6 +44,18 @@ def _typed(render):
 # and the findings, and leaves the rest to report.json (see README)
 HTML_BIND_ROWS = 10000      # rows of the all-binds table (~6 MB with container columns)
 HTML_HOST_DETAILS = 300     # host detail sections
+HTML_UNEXPECTED_ROWS = 10000   # rows of the unexpected-listeners table (~1.5 MB)
+
+
+def _capped(unexpected, limit):
+    """[(host, rows)] of unexpected listeners, at most limit rows in all."""
+    out, room = [], limit
+    for name, rows in unexpected:
+        if not room:
+            break
+        out.append((name, rows[:room]))
+        room -= len(out[-1][1])
+    return out
 
 
 table.SELECTIONS["html"] = table.findings(HTML_BIND_ROWS)
@@ -77,17 +90,20 @@ def lazy_host_data(model, detailed=()):
     cols = ("proto", "addr", "port", "state", "pid", "comm", "user", "verdict")
     strings = {}
 
+    def code(v):   # a text's index into strings, its visible form made once
+        text = visible(v)
+        got = strings.get(text)
+        if got is None:
+            got = strings[text] = len(strings)
+        return got
+    codes = Cells(code)
+
     def cell(v):
-        if isinstance(v, str):
-            code = strings.get(v)
-            if code is None:
-                code = strings[v] = len(strings)
-            return code
-        return v
+        return codes[v if v.__class__ is str else str(v)] if isinstance(v, str) else v
     hosts = [None if i in detailed else
              [visible(h["name"]), h["status"],
-              [[cell(visible(l.get(k)) if isinstance(l.get(k), str) else l.get(k)) for k in cols]
-               for l in ((h.get("facts") or {}).get("listeners") or [])]]
+              [[cell(v) for v in row]
+               for row in _listener_cells((h.get("facts") or {}).get("listeners") or [], cols)]]
              for i, h in enumerate(model["hosts"], 1)]
     text = json.dumps({"cols": [c.upper() for c in cols], "text": [c in ("proto", "addr", "state", "comm", "user",
                                                                          "verdict") for c in cols],
@@ -95,6 +111,14 @@ def lazy_host_data(model, detailed=()):
     # no "</script>", "<!--" or U+2028/9 can end the block or confuse a parser
     return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
                   .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+def _listener_cells(listeners, cols):
+    """[(value of each col) per listener], read from the columns when the
+    listeners are Records."""
+    if isinstance(listeners, Records):
+        return list(zip(*[listeners.values(k) for k in cols]))
+    return [tuple(l.get(k) for k in cols) for l in listeners]
 
 
 def html_bind_rows(model, selection=None):
@@ -273,8 +297,12 @@ def render(model, fmt):
     if fmt in ("html", "md"):
         budget = html_budget(model)
         rows = html_bind_rows if fmt == "html" else md_bind_rows
+        unexpected = unexpected_listeners(model)
+        shown = _capped(unexpected, HTML_UNEXPECTED_ROWS)
+        budget.update(unexpected_total=sum(len(r) for _n, r in unexpected),
+                      unexpected_shown=sum(len(r) for _n, r in shown))
         context.update(columns=bind_table(model, budget["selection"]).titles,
-                       unexpected_listeners=unexpected_listeners(model),
+                       unexpected_listeners=shown,
                        listener_rows=listener_rows(model), listener_body=_listener_body(fmt),
                        unexpected_body=_unexpected_body(fmt), attention=overview.attention(model),
                        budget=budget, bind_rows=lambda: Markup(rows(model, budget["selection"])))
