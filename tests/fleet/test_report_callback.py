@@ -51,7 +51,7 @@ def test_run_writes_all_four_private_files(fleet_run):
 def test_json_lists_exactly_each_hosts_binds(fleet_run):
     work, fleet, _ = fleet_run
     report = report_json.parse(read(os.path.join(work, "reports", "report.json")))
-    assert (report["schema"], report["kind"]) == (1, "bindtrace-fleet-report")
+    assert (report["schema"], report["kind"]) == (2, "bindtrace-fleet-report")
     assert report["generator"] == "fleetaudit.bindtrace.bind_report"
     got = {h["name"]: h for h in report["hosts"]}
     assert sorted(got) == sorted(fleet)

@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from report_run import ROOT, VENV_BIN, closed_port, env, read
+from helpers import report_json
 
 PLAYBOOK = os.path.join(ROOT, "playbooks", "trace_bind.yml")
 WINDOW = 3
@@ -22,7 +23,6 @@ WINDOW = 3
 # listener on 127.0.0.1:P4 bound before the window and held throughout.
 WORKLOAD = r"""
 import socket, sys, time
-from helpers import report_json  # noqa: E402
 p1, p2, p3, p4 = map(int, sys.argv[1:5])
 held = socket.socket()
 held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

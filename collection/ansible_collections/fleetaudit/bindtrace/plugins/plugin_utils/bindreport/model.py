@@ -189,9 +189,9 @@ def _picked_rows(sub, full, placed):
     sub is a subsequence of full (by ==), else None."""
     if isinstance(sub, Records) and isinstance(full, Records) and sub.table is full.table \
             and full.contiguous:
-        if not all(full.start <= r < full.stop for r in sub.rows):
+        if sub.rows and (min(sub.rows) < full.start or max(sub.rows) >= full.stop):
             return None
-        return [placed.start + r - full.start for r in sub.rows]
+        return list(map((placed.start - full.start).__add__, sub.rows))
     if isinstance(sub, Records) or isinstance(full, Records):
         sub, full = list(sub), list(full)
     rows, j, n = [], 0, len(full)
@@ -357,10 +357,12 @@ def _port_counts_columns(hosts, key):
     host_ids = array("I")
     for name, records in slices:
         host_ids.extend(array("I", [names.setdefault(name, len(names))]) * len(records))
-    rows = [r for _name, records in slices for r in records.rows]
-    if not rows:
+    if not slices:
         return {}
-    whole = range(rows[0], rows[-1] + 1) if rows == list(range(rows[0], rows[-1] + 1)) else rows
+    if all(a.stop == b.start for (_n, a), (_m, b) in zip(slices, slices[1:])):
+        whole = range(slices[0][1].start, slices[-1][1].stop)   # the hosts' rows, back to back
+    else:
+        whole = [r for _name, records in slices for r in records.rows]
     proto = table.codes_of("proto", whole)
     port = table.codes_of("port", whole)
     keep = list(map(operator.and_, table.per_record("port", _port_key, whole),
