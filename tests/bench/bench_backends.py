@@ -7,6 +7,7 @@ system Python (the one with python3-bpfcc). No assertions: it prints a table.
 import json
 import os
 import select
+import signal
 import statistics
 import subprocess
 import sys
@@ -67,7 +68,9 @@ def run_bindsnoop():
             break
     startup = time.monotonic() - t0
     if reaped is None:
-        p.terminate()  # attached (header seen) or stuck past the deadline
+        # attached (header seen) or stuck past the deadline; os.kill, not p.terminate():
+        # Popen.send_signal polls first, which would reap it and lose the rusage
+        os.kill(p.pid, signal.SIGTERM)   # a zombie (exited, unreaped) takes it harmlessly
         _, status, usage = os.wait4(p.pid, 0)
     else:
         status, usage = reaped

@@ -182,13 +182,10 @@ def section_backends(args):
             samples[name] = [bb.run_child(python, backend, mode) for _ in range(runs)]
         except (Exception, SystemExit) as exc:
             samples[name] = exc
-    snoop = None
-    for _ in range(2):   # run_bindsnoop can lose the race to reap a quickly failing child
-        try:
-            snoop = bb.run_bindsnoop()
-            break
-        except Exception as exc:   # bench_backends' own failure: report it, keep going
-            snoop = {"error": "bench_backends.run_bindsnoop failed: %r" % exc}
+    try:
+        snoop = bb.run_bindsnoop()
+    except Exception as exc:   # bench_backends' own failure: report it, keep going
+        snoop = {"error": "bench_backends.run_bindsnoop failed: %r" % exc}
     med = {n: (statistics.median(x["startup"] for x in s),
                statistics.median(x["maxrss_kb"] for x in s) / 1024.0)
            for n, s in samples.items() if isinstance(s, list)}
