@@ -184,3 +184,18 @@ def test_a_bad_value_in_a_schema_2_input_fails_that_host_only(tmp_path, pid, hos
     assert "not a pid" not in render(m, "json")
     annotate_report(m)
     render(m, "html")
+
+
+@pytest.mark.parametrize("split", [("broken", "db1", "evil"), ("db1", "legacy", "web2")],
+                         ids=["in-order", "interleaved"])
+def test_merged_slices_write_the_report_json_of_one_run(tmp_path, split):
+    # whichever hosts each job slice has, the merge is the one run's file, byte for byte
+    fleet = rf.fleet()
+    one = render(build_report(fleet, generated=WHEN), "json")
+    paths = []
+    for i, names in enumerate((split, tuple(n for n in fleet if n not in split))):
+        path = tmp_path / ("slice%d.json" % i)
+        path.write_text(render(build_report({n: fleet[n] for n in names}, generated=WHEN), "json"))
+        paths.append(str(path))
+    merged = build_report(load_results(paths), generated=WHEN)
+    assert render(merged, "json") == one

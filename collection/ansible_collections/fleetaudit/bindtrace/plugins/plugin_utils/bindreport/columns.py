@@ -213,6 +213,8 @@ class Table(object):
         self.derived = {}     # per-table caches of the readers (flags per code...)
         self.dirty = False    # may hold values no record uses (see vacuum)
         self.consumed = {}    # id(source table) -> (source, rows copied from it)
+        self.in_order = True  # each column's values in order of first use (see vacuum)
+        self.last = None      # (source table, row after the last one copied)
 
     def column(self, name):
         col = self.by_name.get(name)
@@ -239,6 +241,8 @@ class Table(object):
         start, n = self.rows, len(records)
         if not n:
             return Records(self, start, start)
+        if any(done < src.rows for src, done in self.consumed.values()):
+            self.in_order = False   # a source's later records' values are in already
         if not {type(r) for r in records} <= {dict}:
             raise Unencodable("a record is not a mapping")
         first = tuple(records[0])
@@ -272,6 +276,15 @@ class Table(object):
     def _add_records(self, records):
         start, n = self.rows, len(records)
         src = records.table
+        # a source copied whole, in order, one after the other keeps its
+        # values in order of first use (as this table's own writer left them)
+        if not records.contiguous or (
+                (self.last[0] is not src or self.last[1] != records.start) if self.last
+                else records.start != 0) or (
+                self.last and self.last[0] is not src and (self.last[1] < self.last[0].rows
+                                                           or id(src) in self.consumed)):
+            self.in_order = False
+        self.last = (src, records.stop if records.contiguous else -1)
         held = self.derived.get(("remap", id(src)))
         if held is None or held[0] is not src:
             held = self.derived[("remap", id(src))] = (src, {})
@@ -299,25 +312,28 @@ class Table(object):
 
     def vacuum(self):
         """Drop the values no record uses (left by a refused host, or by
-        hosts of a source table that were not copied), so that every value
-        of a column is some record's: readers rely on it (which optional
-        columns a table shows)."""
-        if not self.dirty and all(n >= src.rows for src, n in self.consumed.values()):
+        hosts of a source table that were not copied), and put each column's
+        values in order of first use (as ingesting records one by one does),
+        so that a table is the same whichever way its records came in: a
+        merge of job slices writes the report.json of one run. Readers also
+        rely on every value being some record's (which optional columns a
+        table shows)."""
+        if self.in_order and not self.dirty and all(n >= src.rows for src, n in self.consumed.values()):
             return
         for col in self.columns:
-            used = set(col.codes)
-            used.discard(ABSENT)
-            if len(used) == len(col.values):
+            firsts = list(dict.fromkeys(col.codes))
+            if ABSENT in firsts:
+                firsts.remove(ABSENT)
+            if firsts == list(range(len(col.values))):
                 continue
-            keep = sorted(used)
-            new = dict(zip(keep, range(len(keep))))
+            new = dict(zip(firsts, range(len(firsts))))
             new[ABSENT] = ABSENT
             col.codes = array("I", map(new.__getitem__, col.codes))
-            col.values = [col.values[c] for c in keep]
-            col.keys = [col.keys[c] for c in keep]
-            col.index = dict(zip(col.keys, range(len(keep))))
+            col.values = [col.values[c] for c in firsts]
+            col.keys = [col.keys[c] for c in firsts]
+            col.index = dict(zip(col.keys, range(len(firsts))))
         self.derived.clear()
-        self.dirty = False
+        self.dirty, self.in_order, self.last = False, True, None
         self.consumed = {}
 
     def _pad(self, names, n):
