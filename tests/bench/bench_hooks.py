@@ -43,36 +43,23 @@ from bindtrace.filters import make_config
 
 BPF = os.path.join(ROOT, "collection", "ansible_collections", "fleetaudit", "bindtrace",
                    "bpf")   # the one copy of the source
-ENTRY = "__u64 pid_tgid = bpf_get_current_pid_tgid();"
-CUT = "\tif (bpf_get_prandom_u32() | 1) return 0; /* bench: the hook's floor */"
 ARCH_DEFINE = {"x86_64": "x86", "aarch64": "arm64"}
 
 
 def floor_object(machine=None):
-    """The committed program with every entry point returning at once: what
-    the hook itself costs with a program attached (the floor)."""
+    """The committed program with every entry point returning at once
+    (bind.bpf.c's ENTRY built with -DBENCH_FLOOR=1): what the hook itself
+    costs with a program attached (the floor)."""
     prebuilt = os.environ.get("BINDTRACE_BENCH_FLOOR")
     if prebuilt:
         with open(prebuilt, "rb") as f:
             return f.read()
-    with open(os.path.join(BPF, "bind.bpf.c")) as f:
-        lines = f.read().split("\n")
-    out = []
-    for line in lines:
-        out.append(line)
-        if line.strip() == ENTRY:
-            out.append(CUT)
-    if sum(1 for line in out if line == CUT) < 2:
-        raise RuntimeError("bind.bpf.c changed: no entry points found for the floor variant")
     os.makedirs(BUILD, exist_ok=True)
-    src = os.path.join(BUILD, "floor.bpf.c")
-    with open(src, "w") as f:
-        f.write("\n".join(out))
-    obj = src[:-2] + ".o"
-    subprocess.run(["clang", "-g", "-O2", "-target", "bpf",
-                    "-D__TARGET_ARCH_%s" % ARCH_DEFINE[machine or bpf_object.machine()], "-I", BPF,
-                    "-Wno-unused-variable", "-Wno-unused-function",
-                    "-Wno-unused-but-set-variable", "-c", src, "-o", obj], check=True)
+    obj = os.path.join(BUILD, "floor.%s.bpf.o" % (machine or bpf_object.machine()))
+    subprocess.run(["clang", "-g", "-O2", "-target", "bpf", "-DBENCH_FLOOR=1",
+                    "-D__TARGET_ARCH_%s" % ARCH_DEFINE[machine or bpf_object.machine()],
+                    "-Wno-unused-variable", "-Wno-unused-function", "-Wno-unused-but-set-variable",
+                    "-c", os.path.join(BPF, "bind.bpf.c"), "-o", obj], check=True)
     subprocess.run(["llvm-strip", "-g", obj], check=True)
     with open(obj, "rb") as f:
         return f.read()

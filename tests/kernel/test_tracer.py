@@ -1,4 +1,5 @@
 """The bind tracer on the real kernel: exact values the kernel produced."""
+import calendar
 import os
 import socket
 import subprocess
@@ -219,6 +220,40 @@ def test_summary_counts_100000_binds():
     assert (rec["count"], rec["port"], rec["opts"], rec["tid"]) == (n, 47090, ".R...", None)
     assert rec["first_seen"] < rec["last_seen"]
     assert stats["summary_full"] == 0
+
+
+def rfc3339_ns(text):
+    """"2026-12-01T18:11:56.123456789Z" -> ns since the epoch."""
+    return calendar.timegm(time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S")) * 10 ** 9 + \
+        int(text[20:29])
+
+
+def test_summary_first_and_last_seen_within_a_tick_of_their_binds():
+    """Summary stamps come from the boot-time clock read once per tick per CPU
+    (bind.bpf.c tick_clock): each is at or before its bind, by less than one
+    tick (CONFIG_HZ >= 100: 10 ms), and last_seen is the last bind's."""
+    tick, port = 10 ** 7, 47093
+    spans = []
+
+    def bind_at():
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        before = time.time_ns()
+        s.bind(("127.0.0.1", port))
+        spans.append((before, time.time_ns()))
+        s.close()
+
+    def work():
+        bind_at()
+        time.sleep(0.2)
+        bind_at()
+    _, records, _ = trace_around(mine(mode="summary", ports=str(port)), work)
+    rec = only(records)
+    assert rec["count"] == 2
+    for stamp, (before, after) in zip((rec["first_seen"], rec["last_seen"]), spans):
+        ns = rfc3339_ns(stamp)
+        # 1 ms of slack: the tracer converts boot time to wall time once, at its start
+        assert before - tick - 10 ** 6 <= ns <= after + 10 ** 6, (stamp, before, after)
 
 
 def test_netns_filter_host_and_inode():

@@ -65,7 +65,7 @@ struct inode { unsigned long i_ino; };
 struct file { void *private_data; struct inode *f_inode; };
 struct socket { struct file *file; struct sock *sk; };
 struct fdtable { unsigned int max_fds; struct file **fd; };
-struct files_struct { struct fdtable *fdt; };
+struct files_struct { struct fdtable *fdt; struct file *fd_array[64]; };
 struct mnt_namespace { struct ns_common ns; };
 struct nsproxy { struct mnt_namespace *mnt_ns; };
 /* Registers saved at syscall entry (the caller's user registers), per
@@ -99,6 +99,7 @@ struct kernfs_node { __u64 id; };
 struct cgroup { struct kernfs_node *kn; };
 struct css_set { struct cgroup *dfl_cgrp; };
 struct task_struct {
+	int pid;
 	int tgid;
 	struct task_struct *real_parent;
 	struct files_struct *files;
