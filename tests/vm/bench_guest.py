@@ -40,7 +40,7 @@ def static_bindstorm(workdir):
 
 
 def run(guest="x86_64-6.12", rounds=15, binds=30000, getppids=300000,
-        rungs=("fexit", "kprobe", "tracepoint"), timeout=5400):
+        rungs=("fexit", "kprobe", "tracepoint"), timeout=5400, icount=None):
     """The guest's bench result: {"rungs": [...], "summary": {...}} as
     bench_hooks.main writes it, plus the guest's kernel release and the seconds."""
     import bench_hooks
@@ -50,7 +50,10 @@ def run(guest="x86_64-6.12", rounds=15, binds=30000, getppids=300000,
         "numbers": [rounds, binds, getppids], "args": ["--threads", "1", "--rungs", ",".join(rungs)],
         "floor": base64.b64encode(bench_hooks.floor_object("x86_64")).decode(),
         "storm": base64.b64encode(static_bindstorm(work)).decode()}}
-    g = vmlib.Guest(guest + "-bench", "x86_64", kernel, cpu, job, image_kernels, smp=1)
+    extra = [] if icount is None else ["-icount", "shift=%d,sleep=on" % icount]
+    g = vmlib.Guest(guest + "-bench", "x86_64", kernel, cpu, job, image_kernels, smp=1,
+                    qemu_args=extra)
+    commit = vmlib.head_commit()   # the payload's (HEAD when the guest is built)
     res, text, secs = g.boot(work, timeout)
     log = os.path.join(vmlib.CACHE, "logs", guest + "-bench.console")
     os.makedirs(os.path.dirname(log), exist_ok=True)
@@ -61,7 +64,7 @@ def run(guest="x86_64-6.12", rounds=15, binds=30000, getppids=300000,
             log, res.get("run_errors") or text[-2000:]))
     out = res["bench"]
     out.update(guest=guest, release=kernel.release, secs=secs, rounds=rounds, binds=binds,
-               getppids=getppids, commit=vmlib.head_commit())
+               getppids=getppids, commit=commit, icount=icount)
     return out
 
 
@@ -72,10 +75,12 @@ def main():
     ap.add_argument("--binds", type=int, default=30000)
     ap.add_argument("--getppids", type=int, default=300000)
     ap.add_argument("--rungs", default="fexit,kprobe,tracepoint")
+    ap.add_argument("--icount", type=int, default=None,
+                    help="QEMU -icount shift: guest time = instructions x 2^shift ns")
     ap.add_argument("--json")
     a = ap.parse_args()
     import bench_hooks
-    out = run(a.guest, a.rounds, a.binds, a.getppids, a.rungs.split(","))
+    out = run(a.guest, a.rounds, a.binds, a.getppids, a.rungs.split(","), icount=a.icount)
     print("guest %s (Linux %s, QEMU/TCG, 1 vCPU), commit %s, %.0f s" % (
         out["guest"], out["release"], out["commit"][:10], out["secs"]))
     print(bench_hooks.report([tuple(r) for r in out["rungs"]], out["summary"]))

@@ -385,15 +385,16 @@ def initrd(kernel, rootfs, job, payload):
 class Guest(object):
     """One boot: a kernel on an architecture, a CPU model, and the job to run."""
 
-    def __init__(self, name, arch, kernel, cpu, job, image_kernels, smp=2):
+    def __init__(self, name, arch, kernel, cpu, job, image_kernels, smp=2, qemu_args=()):
         self.name, self.arch, self.kernel, self.cpu, self.smp = name, arch, kernel, cpu, smp
+        self.qemu_args = list(qemu_args)
         self.job = dict(job, guest=name)
         self.image_kernels = image_kernels
 
     def qemu_cmd(self, img, kernel_path, initrd_path):
         common = ["-smp", str(self.smp), "-m", "2048", "-nographic", "-no-reboot", "-snapshot",
                   "-nodefaults", "-serial", "stdio", "-kernel", kernel_path, "-initrd",
-                  initrd_path, "-drive", "file=%s,if=virtio,format=raw" % img]
+                  initrd_path, "-drive", "file=%s,if=virtio,format=raw" % img] + self.qemu_args
         # quiet: kernel messages would cut through the result lines on the console
         append = "panic=-1 quiet loglevel=1 rdinit=/init"
         if self.arch == "x86_64":
