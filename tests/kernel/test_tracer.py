@@ -152,6 +152,23 @@ def test_eaddrinuse_shown_with_ignore_errors_false():
     assert (failed["addr"], failed["port"]) == ("0.0.0.0", 0)  # the kernel clears it on failure
 
 
+def test_failed_binds_keep_the_requested_address_of_either_family():
+    """A failed bind's requested sockaddr comes from the caller's memory (the
+    socket holds none of it): 8 bytes for IPv4, 24 for IPv6 (bind.bpf.c)."""
+    def work():
+        for family, addr in ((socket.AF_INET, ("192.0.2.7", 47094)),
+                             (socket.AF_INET6, ("2001:db8::7", 47095))):
+            s = socket.socket(family, socket.SOCK_DGRAM)
+            with pytest.raises(OSError):
+                s.bind(addr)   # EADDRNOTAVAIL: no such local address
+            s.close()
+    _, events, _ = trace_around(mine(ignore_errors="false"), work)
+    assert [(e["family"], e["requested_addr"], e["requested_port"], e["error"], e["addr"],
+             e["port"]) for e in events] == [
+        (4, "192.0.2.7", 47094, "EADDRNOTAVAIL", "0.0.0.0", 0),
+        (6, "2001:db8::7", 47095, "EADDRNOTAVAIL", "::", 0)]
+
+
 def test_eacces_for_unprivileged_port_80():
     code = ("import socket,os\ns=socket.socket()\n"
             "try:\n s.bind(('127.0.0.1',80))\nexcept PermissionError:\n print(os.getpid())\n")

@@ -70,6 +70,18 @@ struct bind_stats {
 	__u32 _pad;
 };
 
+/* Summary mode, one per CPU (the `runs` per-CPU array): the binds of one key
+ * counted on that CPU within one tick and not yet added to the summary map.
+ * A bind that repeats its CPU's last key in the same tick costs a key compare
+ * instead of a hash lookup; the run goes into the map when another key or a
+ * new tick comes, and the host adds what is left of each CPU's run when it
+ * reads the summary. stats: count (binds of the run beyond its first, which
+ * went into the map), last_ts (the run's tick stamp), port_min, port_max. */
+struct bind_run {
+	struct bind_key key;
+	struct bind_stats stats;
+};
+
 /* One successful listen() of the window: the listens map's key. The host
  * joins it with the bind records on (netns, pid, proto, family, addr, port)
  * and with the listener snapshot on the socket inode. */

@@ -15,7 +15,7 @@ from . import hooks
 from . import libbpf
 from . import ringbuf
 from .bind_h import BIND_MODE_EVENTS, BIND_MODE_SUMMARY
-from .maps import STATS, ports_bitmap, read_stats
+from .maps import STATS, merge_runs, ports_bitmap, read_stats
 from .record import KEY_FMT, STATS_FMT, plain_format, struct_format
 
 CONFIG_FMT = plain_format("bind_config")
@@ -106,6 +106,10 @@ class CoreBackend(object):
         while self.lib.bpf_map_get_next_key(fd, None, key) == 0:
             if self.lib.bpf_map_delete_elem(fd, key):
                 raise BindtraceError("internal: cannot clear the listens map")
+        fd, zeros, _ = self._run_map()
+        key = ctypes.c_uint32(0)
+        if self.lib.bpf_map_update_elem(fd, ctypes.byref(key), zeros, 0):
+            raise BindtraceError("internal: cannot reset the runs map")
         fd = self.lib.bpf_map__fd(self._map("stats"))
         zeros = (ctypes.c_uint64 * self.ncpu)()
         for slot, _name in STATS:
@@ -304,8 +308,25 @@ class CoreBackend(object):
         return read_stats(per_cpu)
 
     def summary(self):
-        """[(raw key, raw stats)] of every distinct bind counted in the kernel."""
-        return self._dump("summary", KEY_FMT, STATS_FMT)
+        """[(raw key, raw stats)] of every distinct bind counted in the kernel:
+        the summary map, plus what each CPU's run has not added to it yet."""
+        return merge_runs(self._dump("summary", KEY_FMT, STATS_FMT), self._runs())
+
+    def _run_map(self):
+        """(fd, per-CPU value buffer, one CPU's value size) of the runs map."""
+        size = KEY_FMT.size + STATS_FMT.size   # bind.h struct bind_run
+        if self.lib.bpf_map__value_size(self._map("runs")) != size:
+            raise BindtraceError("internal: the runs map's value is not a bind_run")
+        step = (size + 7) // 8 * 8             # per-CPU values come 8-aligned
+        return self.lib.bpf_map__fd(self._map("runs")), ctypes.create_string_buffer(
+            step * self.ncpu), step
+
+    def _runs(self):
+        fd, buf, step = self._run_map()
+        key = ctypes.c_uint32(0)
+        if self.lib.bpf_map_lookup_elem(fd, ctypes.byref(key), buf):
+            raise BindtraceError("internal: cannot read the runs map")
+        return [buf.raw[i * step:(i + 1) * step] for i in range(self.ncpu)]
 
     def listens(self):
         """[(raw listen_key, raw listen_stats)] of every socket that listened."""
