@@ -9,6 +9,7 @@ import json
 import os
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import report_facts as rf
 from bindreport import BindReportError, build_report, load_baseline, render
@@ -199,3 +200,60 @@ def test_merged_slices_write_the_report_json_of_one_run(tmp_path, split):
         paths.append(str(path))
     merged = build_report(load_results(paths), generated=WHEN)
     assert render(merged, "json") == one
+
+
+# any JSON value a record field may hold (no NaN: NaN != NaN), with 0/false/0.0 kept apart
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from([0.0, 1.0, 2.5]),
+                     st.sampled_from(["", "a", "b", "1"]))
+_values = st.recursive(_scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(st.sampled_from(["x", "y", "z"]), inner, max_size=3)),
+    max_leaves=6)
+_records = st.lists(st.dictionaries(st.sampled_from(["fa", "fb", "fc", "fd"]), _values, max_size=4),
+                    min_size=1, max_size=6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_records, min_size=1, max_size=4))
+def test_any_records_round_trip_exactly_through_the_columns(hosts):
+    from bindreport.columns import Table
+    from hypothesis import note
+    table = Table("t")
+    views = [table.add(records) for records in hosts]
+    # values and their types, missing keys; a record's keys come in the table's column order
+    for records, view in zip(hosts, views):
+        assert json.dumps(list(view), sort_keys=True) == json.dumps(records, sort_keys=True)
+    # through report.json and back, exactly
+    facts = {n: {"status": "ok", "facts": rf.facts("h%d" % n, [])} for n in range(len(hosts))}
+    for n, records in enumerate(hosts):
+        facts[n]["facts"]["listeners"] = records
+    m = build_report({"h%d" % n: r for n, r in facts.items()}, generated=WHEN)
+    text = render(m, "json")
+    note(text)
+    back = plain(loads(text))
+    for n, records in enumerate(hosts):
+        assert json.dumps(back["hosts"][n]["facts"]["listeners"], sort_keys=True) == json.dumps(records, sort_keys=True)
+    assert render(build_report(read_results(text, "r.json"), generated=WHEN), "json") == text
+
+
+_bind = st.fixed_dictionaries({}, optional={
+    "port": st.one_of(st.none(), st.sampled_from([0, 22, 80])), "proto": st.sampled_from([None, "TCP", "UDP"]),
+    "count": st.one_of(st.none(), st.integers(0, 5)), "verdict": st.sampled_from([None, "unexpected", "expected"]),
+    "error": st.sampled_from([None, "", "EADDRINUSE"]), "comm": st.sampled_from(["a", "b"]),
+    "fa": _values})
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(_bind, max_size=5), min_size=1, max_size=4))
+def test_summary_from_columns_equals_the_summary_from_dicts(hosts):
+    # the column paths (counts, top ports, unexpected) against the record-by-record ones
+    from bindreport import model as report_model
+    fleet = {"h%d" % n: {"status": "ok", "facts": rf.facts("h%d" % n, binds, binds[:2])}
+             for n, binds in enumerate(hosts)}
+    m = build_report(fleet, generated=WHEN)
+    plain_hosts = [dict(h, facts=plain(h["facts"])) for h in m["hosts"]]
+    assert m["summary"]["top_ports"] == report_model._top_ports_rows(plain_hosts)
+    assert m["summary"]["binds"] == sum((b.get("count") if isinstance(b.get("count"), int) else 1)
+                                        for binds in hosts for b in binds)
+    assert m["summary"]["unexpected_binds"] == {"h%d" % n: c for n, c in enumerate(
+        sum(1 for b in binds if b.get("verdict") == "unexpected") for binds in hosts) if c}
+    assert render(build_report(read_results(render(m, "json"), "r.json"), generated=WHEN), "md") == render(m, "md")

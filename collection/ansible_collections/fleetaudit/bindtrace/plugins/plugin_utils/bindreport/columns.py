@@ -390,8 +390,11 @@ class Table(object):
         return [dict(zip(names, vals)) for vals in zip(*values)]
 
     def _padded(self, name, default):
-        """The column's values and default last (the index of ABSENT in codes_of)."""
-        col = self.by_name[name]
+        """The column's values and default last (the index of ABSENT in codes_of;
+        [default] for a field no record has)."""
+        col = self.by_name.get(name)
+        if col is None:
+            return [default]
         key = ("padded", name, default.__class__, default)
         got = self.derived.get(key)
         if got is None or len(got) != len(col.values) + 1:
