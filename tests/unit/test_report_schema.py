@@ -257,3 +257,27 @@ def test_summary_from_columns_equals_the_summary_from_dicts(hosts):
     assert m["summary"]["unexpected_binds"] == {"h%d" % n: c for n, c in enumerate(
         sum(1 for b in binds if b.get("verdict") == "unexpected") for binds in hosts) if c}
     assert render(build_report(read_results(render(m, "json"), "r.json"), generated=WHEN), "md") == render(m, "md")
+
+
+def test_history_records_schema_1_and_2_inputs_alike(tmp_path):
+    from bindreport.history import open_store
+    tables = ("runs", "run_hosts", "listeners", "unexpected_binds", "listener_seen")
+
+    def recorded(paths, name):
+        db = str(tmp_path / (name + ".db"))
+        out, err = io.StringIO(), io.StringIO()
+        assert run(paths + ["-o", str(tmp_path / name), "--no-terminal", "--history", db],
+                   out=out, err=err) == 0, err.getvalue()
+        with open_store(db) as store:
+            return {t: sorted(map(str, (tuple(r.values())[1:] if t != "listener_seen" else tuple(r.values())
+                                        for r in store.query("SELECT * FROM " + t))))
+                    for t in tables}
+    v1 = recorded([FLEET1, SLICE1], "v1")
+    v2 = recorded([as_schema2(FLEET1, tmp_path), as_schema2(SLICE1, tmp_path)], "v2")
+    for t in tables:
+        if t == "runs":   # recorded and generated times differ; the counts do not
+            assert [r.split(", ", 3)[-1] for r in v1[t]] == [r.split(", ", 3)[-1] for r in v2[t]]
+        elif t != "listener_seen":
+            assert v1[t] == v2[t], t
+    assert len(v1["unexpected_binds"]) == 3 + 5 + 1 + 3   # db1, evil, kube1, s2-web0..2
+    assert len(v1["listeners"]) == 17 + 3
