@@ -281,3 +281,18 @@ def test_history_records_schema_1_and_2_inputs_alike(tmp_path):
             assert v1[t] == v2[t], t
     assert len(v1["unexpected_binds"]) == 3 + 5 + 1 + 3   # db1, evil, kube1, s2-web0..2
     assert len(v1["listeners"]) == 17 + 3
+
+
+def test_a_lone_surrogate_in_a_schema_2_input_is_cleaned_for_its_host_only(tmp_path):
+    # "\udcff" in a report.json (a JSON escape) is what undecodable bytes look like: it becomes
+    # U+FFFD for the host whose record holds it, as facts from a host are cleaned
+    def edit(doc):
+        col = doc["tables"]["binds"]["columns"]["comm"]
+        col["values"][col["values"].index("postgres")] = "post\udcffgres"
+    path = _damaged(tmp_path, edit)
+    m = build_report(load_results([path]), generated=WHEN)
+    by = {h["name"]: h for h in m["hosts"]}
+    assert [h for h in by if by[h]["status"] == "failed"] == ["broken"]
+    assert by["db1"]["facts"]["binds"][0]["comm"] == "post\ufffdgres"
+    assert by["web1"]["facts"]["binds"][0]["comm"] == "nginx"
+    render(m, "json").encode("utf-8")

@@ -21,6 +21,8 @@ import json
 import operator
 from array import array
 
+from .sanitize import clean_walk
+
 ABSENT = 0xFFFFFFFF     # the code of a record that has no such key
 _NONE = type(None)
 _DIRECT = ({str, _NONE}, {int, _NONE})   # columns whose values are their own keys
@@ -194,7 +196,17 @@ class Column(object):
         get = self.index.get
         for code, (key, value) in enumerate(zip(keys, other.values)):
             have = get(key)
-            out[code] = self._add(key, value) if have is None else have
+            if have is None:
+                try:
+                    have = self._add(key, value)
+                except Unencodable:
+                    # a lone surrogate (a \udcxx escape in the file): cleaned for
+                    # the hosts that use it, as a host's facts are
+                    value = clean_walk(value)
+                    key = make(value)
+                    have = get(key)
+                    have = self._add(key, value) if have is None else have
+            out[code] = have
         return out
 
 
@@ -278,11 +290,12 @@ class Table(object):
         src = records.table
         # a source copied whole, in order, one after the other keeps its
         # values in order of first use (as this table's own writer left them)
-        if not records.contiguous or (
-                (self.last[0] is not src or self.last[1] != records.start) if self.last
-                else records.start != 0) or (
-                self.last and self.last[0] is not src and (self.last[1] < self.last[0].rows
-                                                           or id(src) in self.consumed)):
+        if self.last is not None and self.last[0] is src:
+            follows = self.last[1] == records.start
+        else:   # a new source: from its first row, the one before copied to its end
+            follows = records.start == 0 and id(src) not in self.consumed and (
+                self.last is None or self.last[1] >= self.last[0].rows)
+        if not (follows and records.contiguous):
             self.in_order = False
         self.last = (src, records.stop if records.contiguous else -1)
         held = self.derived.get(("remap", id(src)))

@@ -16,7 +16,7 @@ from .gcpause import gc_paused
 from .metrics import render_metrics
 from .sanitize import markdown, one_line, visible
 from .columns import Records
-from .table import Cells, bind_table, listener_rows, unexpected_listeners
+from .table import Cells, bind_table, listener_rows, unexpected_listeners, unexpected_rows
 from .window import overlap_line, window_line
 
 TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
@@ -232,9 +232,8 @@ def junit_cases(model):
     """One test case per host: a failed or unsupported trace or an
     unexpected listener is a failure, an unreachable host an error."""
     cases = []
-    for host, lrows in zip(model["hosts"], listener_rows(model)):
+    for host, unexpected in zip(model["hosts"], unexpected_rows(model)):
         facts = host["facts"] or {}
-        unexpected = [r for r in lrows if r["unexpected"]]
         case = {"name": host["name"], "kind": None, "type": None, "message": None, "body": [],
                 "time": (facts.get("window") or {}).get("duration") or 0,
                 "out": ["status: " + host["status"],

@@ -10,7 +10,7 @@ import itertools
 import operator
 
 from . import views
-from .columns import Records
+from .columns import Records, where
 from .fields import CELLS
 
 _EMPTY = {}
@@ -308,20 +308,51 @@ def findings(limit):
     return (((_is_unexpected, "verdict", _failing), (_is_failed, "error", bool)), limit)
 
 
+class _HostRows(object):
+    """views.listener_rows of each host, made when first asked for: a page
+    details only some hosts, and only the unexpected rows of the others are
+    needed (unexpected_rows)."""
+
+    def __init__(self, hosts):
+        self.hosts, self.made = hosts, {}
+
+    def __len__(self):
+        return len(self.hosts)
+
+    def __getitem__(self, i):
+        rows = self.made.get(i)
+        if rows is None:
+            rows = self.made[i] = views.listener_rows(self.hosts[i])
+        return rows
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self.hosts)))
+
+
 def listener_rows(model):
-    """[views.listener_rows(host) for each host], made once per model."""
+    """[views.listener_rows(host) for each host], each made once per model."""
     cache = _cache(model)
     rows = cache.get("listener_rows")
     if rows is None or rows[0] is not model["hosts"]:
-        rows = cache["listener_rows"] = (model["hosts"], [views.listener_rows(h) for h in model["hosts"]])
+        rows = cache["listener_rows"] = (model["hosts"], _HostRows(model["hosts"]))
+    return rows[1]
+
+
+def unexpected_rows(model):
+    """[the listener rows of each host's unexpected listeners], found on the
+    columns: rows (dicts) are made for those only."""
+    cache = _cache(model)
+    rows = cache.get("unexpected_rows")
+    if rows is None or rows[0] is not model["hosts"]:
+        out = []
+        for host in model["hosts"]:
+            listeners = (host["facts"] or _EMPTY).get("listeners") or []
+            failing = where(listeners, "verdict", _failing)
+            out.append(views.listener_rows(dict(host, facts={"listeners": failing})) if failing else [])
+        rows = cache["unexpected_rows"] = (model["hosts"], out)
     return rows[1]
 
 
 def unexpected_listeners(model):
-    """{host name: [listener rows]} for hosts with unexpected listeners, from the cached rows."""
-    out = []
-    for host, rows in zip(model["hosts"], listener_rows(model)):
-        rows = [r for r in rows if r["unexpected"]]
-        if rows:
-            out.append((host["name"], rows))
-    return out
+    """[(host name, [listener rows])] for hosts with unexpected listeners."""
+    return [(host["name"], rows) for host, rows in zip(model["hosts"], unexpected_rows(model)) if rows]
