@@ -250,3 +250,55 @@ def test_real_module_over_several_hosts(tmp_path, workloads):
         text = read(os.path.join(outdir, fmt))
         assert hosts["gamma"]["reason"][:40] in text.replace("&#39;", "'").replace("&#34;", '"')
         assert "Connection refused" in text
+
+
+LAUNCH_ONLY = """
+- hosts: localhost
+  gather_facts: false
+  become: true
+  tasks:
+    - name: Launch, never collect
+      fleetaudit.bindtrace.trace_bind:
+        duration: 1
+        detach: true
+        listeners: false
+      register: launched
+    - name: Collect only when asked
+      fleetaudit.bindtrace.trace_bind_collect:
+        job: "{{ launched.bindtrace_job }}"
+      when: collect | bool
+"""
+
+
+@pytest.mark.parametrize("pipelining", ["True", "False"], ids=["fast-launch", "module-launch"])
+def test_detached_launch_collected_or_never_collected(tmp_path, pipelining):
+    # pipelining on: the action plugin pipes the library to python3 -c; off: the
+    # module itself launches (AnsiballZ), pre-importing what the window needs
+    play = tmp_path / "launch.yml"
+    play.write_text(LAUNCH_ONLY)
+    reports = {}
+    for collect in ("false", "true"):
+        outdir = str(tmp_path / ("reports-" + collect))
+        proc = subprocess.run(
+            [os.path.join(VENV_BIN, "ansible-playbook"), str(play), "-e", "collect=" + collect],
+            cwd=str(tmp_path), env=env(BIND_REPORT_DIR=outdir, ANSIBLE_PIPELINING=pipelining),
+            capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        reports[collect] = report_json.parse(read(os.path.join(outdir, "report.json")))
+    [never] = reports["false"]["hosts"]
+    jid = never["reason"].split("launched as job ", 1)[1].split(" ", 1)[0]
+    assert (never["name"], never["status"], never["reason"]) == ("localhost", "failed", (
+        "the trace was launched as job %s but its result was never collected (the play ended "
+        "before its collecting task); the job stops by itself at the end of its window" % jid))
+    [done] = reports["true"]["hosts"]
+    assert (done["name"], done["status"], done["facts"]["window"]["duration"]) == (
+        "localhost", "ok", 1)
+    # the uncollected job ends by itself and leaves its result for a day, nothing else
+    path = "/run/bindtrace/jobs/%s.json" % jid
+    deadline = time.monotonic() + 60
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    with open(path) as f:
+        left = json.load(f)
+    os.unlink(path)
+    assert left["ansible_facts"]["bind_trace"]["window"]["duration"] == 1
