@@ -391,7 +391,7 @@ class Table(object):
 
     def records(self, rows):
         """The records at rows as dicts, built column by column."""
-        if len(rows) < 4:
+        if len(rows) < 4 or not self.columns:
             return [self.record(r) for r in rows]
         names, values = [], []
         for col in self.columns:
