@@ -610,3 +610,11 @@ def where(records, name, test):
         mask = records.per_record(name, test)
         return [records.table.record(r) for r, keep in zip(records.rows, mask) if keep]
     return [r for r in records if test(r.get(name))]
+
+
+def fields(records, *names):
+    """[(value of each name, ...) per record] (None where a record has no
+    such key), read from the columns where the records are Records."""
+    if isinstance(records, Records):
+        return list(zip(*[records.values(n) for n in names]))
+    return [tuple(r.get(n) for n in names) for r in records]

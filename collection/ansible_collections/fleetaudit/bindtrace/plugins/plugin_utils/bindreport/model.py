@@ -12,7 +12,7 @@ import operator
 import time
 from array import array
 
-from .columns import Records, Table, Unencodable, count_sum
+from .columns import Records, Table, Unencodable, count_sum, fields
 from .factcheck import baseline_problem, facts_problem, new_values_fine
 from .jsontext import RECORD_LISTS, SCHEMA, encodable, expand, get_path, is_record_list, set_path
 from .gcpause import gc_paused
@@ -95,11 +95,6 @@ def _failing(verdict):
     return verdict in ("unexpected", "expired")
 
 
-def _values(records, *names):
-    """[(value of name, ...) per record] (None where a record has no such key)."""
-    if isinstance(records, Records):
-        return list(zip(*[records.values(n) for n in names]))
-    return [tuple(r.get(n) for n in names) for r in records]
 
 
 def _count_failing(records):
@@ -409,8 +404,8 @@ def _top_ports_rows(hosts):
     ports = {}
     for h in hosts:
         facts = h["facts"] or {}
-        for kind, rows in (("binds", _values(facts.get("binds") or [], "proto", "port", "error", "count")),
-                           ("listeners", _values(facts.get("listeners") or [], "proto", "port", "error"))):
+        for kind, rows in (("binds", fields(facts.get("binds") or [], "proto", "port", "error", "count")),
+                           ("listeners", fields(facts.get("listeners") or [], "proto", "port", "error"))):
             for row in rows:
                 proto, port, error = row[:3]
                 if not port or error:
@@ -436,7 +431,7 @@ def _summary(hosts, baseline_hosts):
         listeners += len(facts.get("listeners") or [])
         lost += facts.get("lost") or 0
         dropped += facts.get("dropped") or 0
-        for proto, family, addr, port in _values(facts.get("listeners") or [], "proto", "family", "addr", "port"):
+        for proto, family, addr, port in fields(facts.get("listeners") or [], "proto", "family", "addr", "port"):
             unique.add((h["name"], proto, family, addr, port))
     summary = {
         "hosts": len(hosts),

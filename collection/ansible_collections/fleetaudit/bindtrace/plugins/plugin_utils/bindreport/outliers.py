@@ -5,6 +5,7 @@ A listener is compared across hosts by (proto, port): addresses differ from
 host to host (each binds its own IP) and a restart changes the pid. A group
 needs at least MIN_HOSTS traced hosts before anything in it can be odd.
 """
+from .columns import fields
 from .model import BindReportError
 
 DEFAULT_THRESHOLD = 0.2
@@ -43,10 +44,9 @@ def set_groups(model, groups):
 
 def _ports(facts):
     out = {}
-    for l in facts.get("listeners") or []:
-        port = l.get("port")
+    for port, proto, comm in fields(facts.get("listeners") or [], "port", "proto", "comm"):
         if isinstance(port, int) and port:
-            out.setdefault((str(l.get("proto")), port), set()).add(str(l.get("comm") or ""))
+            out.setdefault((str(proto), port), set()).add(str(comm or ""))
     return out
 
 

@@ -7,6 +7,7 @@ ports (a "profile", with how many hosts share it), not one per host, and the
 columns stop at MATRIX_PORTS.
 """
 from . import views
+from .columns import fields
 
 MATRIX_PORTS = 30          # columns of a group's matrix
 MATRIX_HOST_ROWS = 40      # groups up to this size get one row per host
@@ -79,12 +80,11 @@ def _host_ports(host):
     """{(proto, port): "unexpected" | "outlier" | "on"} of a traced host."""
     cells = {}
     outliers = {(o["proto"], o["port"]) for o in host.get("outliers") or []}
-    for l in (host.get("facts") or {}).get("listeners") or []:
-        port = l.get("port")
+    for port, proto, verdict in fields((host.get("facts") or {}).get("listeners") or [], "port", "proto", "verdict"):
         if not isinstance(port, int) or not port:
             continue
-        key = (str(l.get("proto")), port)
-        state = "unexpected" if l.get("verdict") in ("unexpected", "expired") else (
+        key = (str(proto), port)
+        state = "unexpected" if verdict in ("unexpected", "expired") else (
             "outlier" if key in outliers else "on")
         if cells.get(key) != "unexpected":
             cells[key] = state
