@@ -340,55 +340,74 @@ def _rows_by_table(hosts, key):
     return table, out
 
 
-def _port_counts_columns(hosts, key):
-    """{(proto, port): [host names set, records, count sum]} of the records
-    `key` with a port and no error, counted on the columns: per (proto,
-    port, count) code and per (proto, port, host) code, never per record."""
+def _port_counts_columns(hosts, key, host_ids):
+    """{(proto, port): [host ids set, records, count sum]} of the records
+    `key` with a port and no error, counted on the columns: each row's
+    (proto, port, error) codes as one int, then per distinct (key, count)
+    and (key, host), never per record. host_ids: {host name: id}."""
     found = _rows_by_table(hosts, key)
     if found is None:
         return None
     table, slices = found
-    names = {}
-    host_ids = array("I")
-    for name, records in slices:
-        host_ids.extend(array("I", [names.setdefault(name, len(names))]) * len(records))
     if not slices:
         return {}
+    hosts_col = array("I")
+    for name, records in slices:
+        hosts_col.extend(array("I", [host_ids[name]]) * len(records))
     if all(a.stop == b.start for (_n, a), (_m, b) in zip(slices, slices[1:])):
         whole = range(slices[0][1].start, slices[-1][1].stop)   # the hosts' rows, back to back
     else:
         whole = [r for _name, records in slices for r in records.rows]
-    proto = table.codes_of("proto", whole)
-    port = table.codes_of("port", whole)
-    keep = list(map(operator.and_, table.per_record("port", _port_key, whole),
-                    map(operator.not_, table.per_record("error", bool, whole))))
-    counts = table.codes_of("count", whole)
+    proto, port, error, counts = (table.codes_of(f, whole) for f in ("proto", "port", "error", "count"))
     proto_v, port_v = table._padded("proto", None), table._padded("port", None)
+    port_ok, failed = table.mapped("port", _port_key), table.mapped("error", bool)
     count_v = table.mapped("count", _count_value)
-    out = {}
-    for (p, q, c), n in collections.Counter(itertools.compress(zip(proto, port, counts), keep)).items():
-        entry = out.setdefault((proto_v[p], port_v[q]), [set(), 0, 0])
-        entry[1] += n
-        entry[2] += n * count_v[c]
-    ids = {v: k for k, v in names.items()}
-    for p, q, h in set(itertools.compress(zip(proto, port, host_ids), keep)):
-        out[(proto_v[p], port_v[q])][0].add(ids[h])
+    n_port, n_error, n_count, n_hosts = len(port_v), len(failed), len(count_v), len(host_ids)
+    mul, add = operator.mul, operator.add
+    combos = list(map(add, map(mul, map(add, map(mul, proto, itertools.repeat(n_port)), port),
+                               itertools.repeat(n_error)), error))
+    keys, index, kid_of = [], {}, {}
+    for combo in set(combos):
+        p, rest = divmod(combo, n_port * n_error)
+        q, e = divmod(rest, n_error)
+        if port_ok[q] and not failed[e]:
+            k = (proto_v[p], port_v[q])
+            if k not in index:
+                index[k] = len(keys)
+                keys.append(k)
+            kid_of[combo] = index[k]
+    drop = len(keys)   # rows without a port, or failed
+    kids = list(map(kid_of.get, combos, itertools.repeat(drop)))
+    out = {k: [set(), 0, 0] for k in keys}
+    for x, n in collections.Counter(map(add, map(mul, kids, itertools.repeat(n_count)), counts)).items():
+        kid, c = divmod(x, n_count)
+        if kid != drop:
+            entry = out[keys[kid]]
+            entry[1] += n
+            entry[2] += n * count_v[c]
+    for x in set(map(add, map(mul, kids, itertools.repeat(n_hosts)), hosts_col)):
+        kid, h = divmod(x, n_hosts)
+        if kid != drop:
+            out[keys[kid]][0].add(h)
     return out
 
 
 def _top_ports(hosts):
-    binds = _port_counts_columns(hosts, "binds")
-    listeners = _port_counts_columns(hosts, "listeners")
+    host_ids = {}
+    for h in hosts:
+        host_ids.setdefault(h["name"], len(host_ids))
+    binds = _port_counts_columns(hosts, "binds", host_ids)
+    listeners = _port_counts_columns(hosts, "listeners", host_ids)
     if binds is None or listeners is None:
         return _top_ports_rows(hosts)
     ports = {}
     for kind, found in (("binds", binds), ("listeners", listeners)):
-        for key, (names, records, total) in found.items():
+        for key, (ids, records, total) in found.items():
             entry = ports.get(key)
             if entry is None:
                 entry = ports[key] = {"proto": key[0], "port": key[1], "hosts": set(), "binds": 0,
                                       "listeners": 0}
-            entry["hosts"] |= names
+            entry["hosts"] |= ids
             entry[kind] += total if kind == "binds" else records
     return _ranked_ports(ports)
 
