@@ -204,12 +204,18 @@ def summarize(usable, ns):
     return out
 
 
+def num(fmt, value):
+    """fmt % value, without a "-0" for a value that rounds to zero."""
+    text = fmt % value
+    return fmt % 0 if float(text) == 0 else text
+
+
 def spread(e, name, fmt="%.0f"):
     """"median [25th..75th percentile]" of one figure over the rounds."""
     lo, hi = e["spread"][name]
     if lo is None:
         return "-"
-    return (fmt + " [" + fmt + ".." + fmt + "]") % (e["median"][name], lo, hi)
+    return "%s [%s..%s]" % (num(fmt, e["median"][name]), num(fmt, lo), num(fmt, hi))
 
 
 def report(rungs, s):
@@ -226,7 +232,8 @@ def report(rungs, s):
         rows.append((rung, " / ".join(spread(e, k + " added") for k in ("noport", "einval")),
                      " / ".join(spread(e, k + " floor") for k in ("noport", "einval")),
                      " / ".join(spread(e, k + " work") for k in ("noport", "einval")), vs,
-                     "%s (%+.0f ns)" % (spread(e, "getppid ratio", "%.3f"), e["getppid_added"])))
+                     "%s (%s ns)" % (spread(e, "getppid ratio", "%.3f"),
+                                     num("%+.0f", e["getppid_added"]))))
     n = s["none"]
     return table(("HOOK", "ADDED ns/bind ok / fail", "FLOOR ns ok / fail", "WORK ns ok / fail",
                   "ADDED - TRACEPOINT FLOOR ns", "GETPPID vs UNTRACED"), rows) + (

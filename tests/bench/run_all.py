@@ -263,9 +263,12 @@ def vm_guest(args, rungs):
 def hook_rows(rungs, s, where, unit="ns"):
     """Rows of the hooks section for one kernel (where: "" on this host, or the
     guest; unit: "ns", or "instr" in a guest run with -icount 0)."""
+    import bench_hooks
+
     def spread(e, name, fmt):
         lo, hi = e["spread"][name]
-        return ("[" + fmt + ".." + fmt + "]") % (lo, hi) if lo is not None else ""
+        return "[%s..%s]" % (bench_hooks.num(fmt, lo), bench_hooks.num(fmt, hi)) \
+            if lo is not None else ""
     rows = []
     tp = s.get("tracepoint")
     for rung, why in rungs:
@@ -275,7 +278,7 @@ def hook_rows(rungs, s, where, unit="ns"):
         e = s[rung]
         target = "<= 1.02" if rung != "tracepoint" else "printed (host-wide tax)"
         rows.append(("hook %s%s: getppid while a window is open" % (rung, where),
-                     "%+.0f %s per call %s" % (e["getppid_added"], unit,
+                     "%s %s per call %s" % (bench_hooks.num("%+.0f", e["getppid_added"]), unit,
                                                spread(e, "getppid added", "%+.0f")),
                      "%.3fx untraced %s" % (e["getppid_ratio"], spread(e, "getppid ratio", "%.3f")),
                      target, e["getppid_ratio"] <= 1.02 if rung != "tracepoint" else None))
