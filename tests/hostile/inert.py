@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 
 from hostile_util import ROOT
 
+from helpers import report_json
 from helpers.html import Collector
 
 TEMPLATES = os.path.join(ROOT, "collection/ansible_collections/fleetaudit/bindtrace/plugins/"
@@ -47,7 +48,8 @@ def check_junit(text):
 
 
 def check_json(text):
-    return json.loads(text)
+    json.loads(text)                  # plain JSON for any reader
+    return report_json.parse(text)    # records as dicts, whatever the schema
 
 
 def _cells(line):

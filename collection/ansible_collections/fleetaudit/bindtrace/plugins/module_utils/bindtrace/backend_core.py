@@ -106,7 +106,7 @@ class CoreBackend(object):
         while self.lib.bpf_map_get_next_key(fd, None, key) == 0:
             if self.lib.bpf_map_delete_elem(fd, key):
                 raise BindtraceError("internal: cannot clear the listens map")
-        fd, zeros, _ = self._run_map()
+        fd, zeros = self._run_map()[:2]
         key = ctypes.c_uint32(0)
         if self.lib.bpf_map_update_elem(fd, ctypes.byref(key), zeros, 0):
             raise BindtraceError("internal: cannot reset the runs map")

@@ -31,7 +31,7 @@ def merge_runs(records, runs):
     not in the map yet (bind.bpf.c summary_add): add them to their key's record
     (count, last seen, port range). Returns the records, in the same order."""
     out = list(records)
-    where = {key: i for i, (key, _) in enumerate(out)}
+    where = {item[0]: i for i, item in enumerate(out)}
     for raw in runs:
         key, run = raw[:KEY_FMT.size], dict(zip(STATS_MEMBERS, STATS_FMT.unpack(
             raw[KEY_FMT.size:KEY_FMT.size + STATS_FMT.size])))

@@ -507,8 +507,8 @@ class Table(object):
                 codes = ",".join("null" if c == ABSENT else texts[c] for c in col.codes)
             else:
                 codes = ",".join(map(texts.__getitem__, col.codes))
-            parts.append('%s    %s: {"values": %s, "codes": [%s]}' % (pad, _ENCODE(col.name), _ENCODE(col.values),
-                                                                     codes))
+            parts.append('%s    %s: {"values": %s, "codes": [%s]}' % (
+                pad, _ENCODE(col.name), _ENCODE(col.values), codes))
         parts.append("\n%s  }\n%s}" % (pad, pad) if self.columns else "}\n%s}" % pad)
         return parts
 

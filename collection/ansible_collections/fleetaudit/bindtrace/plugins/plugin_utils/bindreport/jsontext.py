@@ -75,8 +75,8 @@ def set_path(facts, path, value):
 
 
 def is_record_list(value):
-    return isinstance(value, Records) or (isinstance(value, list) and bool(value)
-                                         and {type(r) for r in value} <= {dict})
+    return isinstance(value, Records) or (
+        isinstance(value, list) and bool(value) and {type(r) for r in value} <= {dict})
 
 
 def _tables(hosts):

@@ -95,14 +95,10 @@ def _failing(verdict):
     return verdict in ("unexpected", "expired")
 
 
-
-
 def _count_failing(records):
     if isinstance(records, Records):
         return records.count("verdict", _failing)
     return sum(1 for r in records if _failing(r.get("verdict")))
-
-
 
 
 def listener_key(listener):
