@@ -124,14 +124,37 @@ def _positions(items, value):
 
 class Column(object):
     """One field: distinct values, their keys, and a code per record."""
-    __slots__ = ("name", "values", "keys", "index", "codes", "dicts", "numeric")
+    __slots__ = ("name", "values", "_keys", "_index", "codes", "dicts", "numeric")
 
     def __init__(self, name, rows=0):
         self.name = name
-        self.values, self.keys, self.index = [], [], {}
+        self.values, self._keys, self._index = [], [], {}
         self.codes = array("I", [ABSENT]) * rows
         self.dicts = False    # keys made by _dict_key (a column of mappings)
         self.numeric = set()  # numeric types in its mappings' values (dicts: at most one)
+
+    # a column read from report.json makes its keys only if another column
+    # copies from it, and its index only if records are added to it
+    @property
+    def keys(self):
+        if self._keys is None:
+            make = _dict_key if self.dicts else freeze
+            self._keys = [make(v) for v in self.values]
+        return self._keys
+
+    @keys.setter
+    def keys(self, keys):
+        self._keys, self._index = keys, None
+
+    @property
+    def index(self):
+        if self._index is None:
+            self._index = dict(zip(self.keys, range(len(self.values))))
+        return self._index
+
+    @index.setter
+    def index(self, index):
+        self._index = index
 
     def _add(self, key, value):
         _check(value)
@@ -152,8 +175,7 @@ class Column(object):
             if self.values and not _all_dicts(self.values):
                 return False
             self.dicts = True
-            self.keys = [_dict_key(v) for v in self.values]
-            self.index = dict(zip(self.keys, range(len(self.keys))))
+            self.keys = None    # made again, by _dict_key
         self.numeric = numeric
         return True
 
@@ -179,20 +201,19 @@ class Column(object):
 
     def _use_freeze(self):
         self.dicts = False
-        self.keys = [freeze(v) for v in self.values]
-        self.index = dict(zip(self.keys, range(len(self.keys))))
+        self.keys = None    # made again, by freeze
 
     def remap(self, other):
-        """{code in other column: code here}, other's values added."""
+        """[code here for each code of other], other's values added (an array)."""
         if not other.values:
-            return {ABSENT: ABSENT}
+            return array("I")
         if _all_dicts(other.values) and (self.dicts or not self.values):
             self._use_dict_keys(_numeric(other.values))
         elif self.dicts:
             self._use_freeze()
         make = _dict_key if self.dicts else freeze
         keys = other.keys if other.dicts == self.dicts else [make(v) for v in other.values]
-        out = {ABSENT: ABSENT}
+        out = array("I", bytes(4 * len(other.values)))
         get = self.index.get
         for code, (key, value) in enumerate(zip(keys, other.values)):
             have = get(key)
@@ -306,12 +327,17 @@ class Table(object):
             # the source column's codes in this table's, all at once (a
             # slice per host after): one report.json input holds many hosts
             got = maps.get(col.name)
-            if got is None or len(got[0]) != len(col.values) + 1 or len(got[1]) != len(col.codes):
+            if got is None or got[0] != len(col.values) or len(got[1]) != len(col.codes):
                 # adds every value of the source column: those of hosts not
                 # copied (yet, or refused) go again in vacuum()
                 remap = self.column(col.name).remap(col)
-                same = all(k == v for k, v in remap.items())   # the values in the same order: as they are
-                got = maps[col.name] = (remap, col.codes if same else array("I", map(remap.__getitem__, col.codes)))
+                if remap == array("I", range(len(remap))):   # the values in the same order: as they are
+                    mapped = col.codes
+                elif ABSENT in col.codes:
+                    mapped = array("I", [ABSENT if c == ABSENT else remap[c] for c in col.codes])
+                else:
+                    mapped = array("I", map(remap.__getitem__, col.codes))
+                got = maps[col.name] = (len(col.values), mapped)
             if records.contiguous:
                 codes = got[1][records.start:records.stop]
             else:
@@ -321,6 +347,8 @@ class Table(object):
         self.rows += n
         seen = self.consumed.get(id(src))
         self.consumed[id(src)] = (src, (seen[1] if seen and seen[0] is src else 0) + n)
+        if self.consumed[id(src)][1] >= src.rows:   # copied whole: its codes here are not needed again
+            self.derived.pop(("remap", id(src)), None)
         return Records(self, start, self.rows)
 
     def vacuum(self):
@@ -490,10 +518,7 @@ class Table(object):
             col.values, col.codes = values, arr
             col.numeric = _numeric(values) if _all_dicts(values) else set()
             col.dicts = _all_dicts(values) and len(col.numeric) <= 1
-            col.keys = [(_dict_key if col.dicts else freeze)(v) for v in values]
-            col.index = dict(zip(col.keys, range(len(values))))
-            if len(col.index) != len(values):
-                raise ValueError("%s.values: a value is listed twice" % here)
+            col.keys = None   # made when needed (a value listed twice is one value, copied once)
         return table
 
     def to_json_parts(self, indent):
