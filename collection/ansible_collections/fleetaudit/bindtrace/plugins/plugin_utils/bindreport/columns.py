@@ -628,7 +628,7 @@ def count_sum(records):
     return sum(_count_value(r.get("count")) for r in records)
 
 
-def where(records, name, test):
+def matching(records, name, test):
     """The records (dicts) whose value of name passes test, found on the
     columns where they are Records: only those become dicts."""
     if isinstance(records, Records):

@@ -14,7 +14,7 @@ import datetime
 import json
 import re
 
-from .columns import where
+from .columns import matching
 from .model import BindReportError
 
 SCHEMA_VERSION = 1
@@ -196,7 +196,7 @@ class Store(object):
                               _int(facts.get("lost")) or 0))
                 listeners.extend((run_id,) + _identity(h["name"], l) for l in host_listeners)
                 binds.extend((run_id,) + _identity(h["name"], b) + (_int(b.get("count")) or 1,)
-                             for b in where(host_binds, "verdict", _is_unexpected))
+                             for b in matching(host_binds, "verdict", _is_unexpected))
             self._insert_many("run_hosts", ("run_id", "host", "status", "reason", "groups_csv", "binds",
                                             "listeners", "unexpected_listeners", "unexpected_binds",
                                             "lost"), hosts)

@@ -10,7 +10,7 @@ import itertools
 import operator
 
 from . import views
-from .columns import Records, where
+from .columns import Records, matching
 from .fields import CELLS
 
 _EMPTY = {}
@@ -347,7 +347,7 @@ def unexpected_rows(model):
         out = []
         for host in model["hosts"]:
             listeners = (host["facts"] or _EMPTY).get("listeners") or []
-            failing = where(listeners, "verdict", _failing)
+            failing = matching(listeners, "verdict", _failing)
             out.append(views.listener_rows(dict(host, facts={"listeners": failing})) if failing else [])
         rows = cache["unexpected_rows"] = (model["hosts"], out)
     return rows[1]
