@@ -159,3 +159,29 @@ def test_bcc_cannot_take_a_bpf_only_hook():
         make_config(backend="bcc", hook="fexit")
     assert str(exc.value) == ("hook fexit needs backend core (or auto): backend bcc attaches to "
                               "the syscall tracepoints only")
+
+
+def test_auto_remembers_a_boot_long_refusal_and_loads_once_after_it(monkeypatch):
+    # a rung the kernel refuses to root before verifying (EPERM, ENOTSUPP) is
+    # refused until the next boot: auto skips it then, with the refusal's own words
+    from bindtrace import backend_core
+    loads = []
+    real = backend_core.CoreBackend._open_and_load
+
+    def counted(self, cfg, netns_inode, rung, programs):
+        loads.append(rung.name)
+        return real(self, cfg, netns_inode, rung, programs)
+    monkeypatch.setattr(backend_core.CoreBackend, "_open_and_load", counted)
+    with Tracer(make_config(mode="summary", pid=ME)) as first:
+        skipped = list(first.backend.hook_skipped)
+        chosen = first.backend.hook
+    refused = [(name, why) for name, why in skipped if name not in ("kprobe",) and
+               why.startswith("the kernel refused")]
+    if not refused:
+        pytest.skip("every rung this kernel offers loads: nothing to remember")
+    for name, why in refused:
+        assert hooks.refused_this_boot([r for r in hooks.RUNGS if r.name == name][0]) == why
+    del loads[:]
+    with Tracer(make_config(mode="summary", pid=ME)) as second:
+        assert (second.backend.hook, second.backend.hook_skipped) == (chosen, skipped)
+    assert loads == [chosen]   # the refused rungs were not loaded again

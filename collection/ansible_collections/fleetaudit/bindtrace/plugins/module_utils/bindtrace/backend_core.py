@@ -132,7 +132,7 @@ class CoreBackend(object):
         rungs = hooks.ladder(hook)
         compat_only = os.environ.get("BINDTRACE_CORE_PROGRAM") == "compat"  # tests: old kernels
         for rung in rungs:
-            why = hooks.unavailable(rung)
+            why = hooks.unavailable(rung) or (len(rungs) > 1 and hooks.refused_this_boot(rung))
             if why:
                 self.hook_skipped.append((rung.name, why))
                 continue
@@ -149,6 +149,7 @@ class CoreBackend(object):
                     if build == "fast" and len(builds) > 1 and hooks.retry_compat(exc.err):
                         continue
                     self.hook_skipped.append((rung.name, str(exc)))
+                    hooks.remember_refusal(rung, exc.err, str(exc))
                     break
                 self.hook, self.build, self.program = rung.name, build, programs[0]
                 self._rung = rung

@@ -19,6 +19,7 @@ reach the hook:
               sees bind(2) calls only.
 """
 import errno
+import json
 import os
 
 from . import BindtraceError
@@ -83,6 +84,59 @@ def unavailable(rung):
             return ("tracepoint syscalls:sys_exit_bind is missing under %s: the kernel lacks "
                     "syscall tracepoints (CONFIG_FTRACE_SYSCALLS)" % root)
     return None
+
+
+# A kernel that refuses a program type to root before verifying it (EPERM: a
+# security policy; ENOTSUPP: no trampolines on this arch) refuses it until the
+# next boot. Remembered here, `auto` skips that rung without loading it again:
+# a refused load costs a whole object load (~45 ms of the ~110 ms start-up).
+REFUSALS = "/run/bindtrace/refused-hooks.json"   # root's tmpfs: gone at reboot
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
+LASTING = (errno.EPERM, errno.ENOTSUP, 524)
+
+
+def _boot():
+    try:
+        with open(BOOT_ID) as f:
+            return "%s %s" % (f.read().strip(), os.uname().release)
+    except OSError:
+        return None
+
+
+def _refusals(path):
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("boot") != _boot() or \
+            not isinstance(data.get("refused"), dict):
+        return {}
+    return data["refused"]
+
+
+def refused_this_boot(rung, path=REFUSALS):
+    """The message of this boot's earlier refusal of the rung, or None."""
+    why = _refusals(path).get(rung.name)
+    return why if isinstance(why, str) else None
+
+
+def remember_refusal(rung, err, message, path=REFUSALS):
+    """Keep a refusal that lasts the boot (LASTING, as root); anything else
+    (a verifier's word, a busy kernel) is tried again next time."""
+    boot = _boot()
+    if abs(err) not in LASTING or os.geteuid() != 0 or boot is None:
+        return
+    refused = dict(_refusals(path), **{rung.name: message})
+    tmp = "%s.%d" % (path, os.getpid())
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"boot": boot, "refused": refused}, f)
+        os.rename(tmp, path)
+    except OSError:
+        pass   # only a cache: the next start loads the rung again
 
 
 def load_hint(rung, err, log, kernel_release=None):
