@@ -96,12 +96,13 @@ def run(argv=None, out=sys.stdout, err=sys.stderr):
             raise BindReportError(problem)
         hosts = load_results(args.inputs)
         groups = load_groups(args.groups) if args.groups else {}
-        for name, raw in hosts.items():   # a report.json input carries its hosts' groups
-            if name not in groups and raw.get("groups") is not None:
-                groups[name] = raw["groups"]
+        # a report.json input carries its hosts' groups
+        groups.update({name: raw["groups"] for name, raw in hosts.items()
+                       if name not in groups and raw.get("groups") is not None})
         baseline, baseline_path = _baseline(args.baseline, err)
         model = build_report(hosts, baseline=baseline, baseline_path=baseline_path,
                              generator=GENERATOR)
+        del hosts   # the inputs (their report.json tables): the model holds what it needs
         annotate_report(model, groups=groups, history_target=args.history,
                         outlier_threshold=args.outlier_threshold, fail_on_outlier=args.fail_on_outlier)
         paths = write_reports(model, os.path.abspath(args.output_dir), formats)

@@ -522,20 +522,22 @@ class Table(object):
         return table
 
     def to_json_parts(self, indent):
-        """report.json text of this table, one column per line."""
+        """report.json text of this table, one column per line, made column
+        by column as the writer takes it."""
         pad = " " * indent
         texts = [str(i) for i in range(max([len(c.values) for c in self.columns] + [0]))]
-        parts = ['{\n%s  "rows": %d,\n%s  "columns": {' % (pad, self.rows, pad)]
+        yield '{\n%s  "rows": %d,\n%s  "columns": {' % (pad, self.rows, pad)
         for i, col in enumerate(self.columns):
-            parts.append("\n" if i == 0 else ",\n")
+            yield "\n" if i == 0 else ",\n"
+            yield '%s    %s: {"values": ' % (pad, _ENCODE(col.name))
+            yield _ENCODE(col.values)
+            yield ', "codes": ['
             if ABSENT in col.codes:
-                codes = ",".join("null" if c == ABSENT else texts[c] for c in col.codes)
+                yield ",".join("null" if c == ABSENT else texts[c] for c in col.codes)
             else:
-                codes = ",".join(map(texts.__getitem__, col.codes))
-            parts.append('%s    %s: {"values": %s, "codes": [%s]}' % (
-                pad, _ENCODE(col.name), _ENCODE(col.values), codes))
-        parts.append("\n%s  }\n%s}" % (pad, pad) if self.columns else "}\n%s}" % pad)
-        return parts
+                yield ",".join(map(texts.__getitem__, col.codes))
+            yield "]}"
+        yield "\n%s  }\n%s}" % (pad, pad) if self.columns else "}\n%s}" % pad
 
 
 def _codes(column, rows):

@@ -115,24 +115,25 @@ def report_text(model):
 
 
 def report_parts(model):
-    """report.json as a list of str pieces (joined by the writer)."""
+    """report.json as str pieces, made as the writer takes them (the text of
+    a big fleet is never whole in memory)."""
     hosts = model["hosts"]
     tables, refs = _tables(hosts)
-    parts = ["{\n", '  "schema": %s,\n' % compact(SCHEMA)]
+    yield "{\n"
+    yield '  "schema": %s,\n' % compact(SCHEMA)
     for key in ("kind", "generated", "generator"):
-        parts.append('  "%s": %s,\n' % (key, compact(model[key])))
-    parts.append('  "baseline": %s,\n' % pretty(model["baseline"], 1))
-    parts.append('  "summary": %s,\n' % pretty(model["summary"], 1))
-    parts.append('  "hosts": [\n')
+        yield '  "%s": %s,\n' % (key, compact(model[key]))
+    yield '  "baseline": %s,\n' % pretty(model["baseline"], 1)
+    yield '  "summary": %s,\n' % pretty(model["summary"], 1)
+    yield '  "hosts": [\n'
     for i, host in enumerate(hosts):
         end = ",\n" if i < len(hosts) - 1 else "\n"
-        parts.append("    " + pretty(host, 2, refs, HOST_DEPTH) + end)
-    parts.append('  ],\n  "tables": {')
+        yield "    " + pretty(host, 2, refs, HOST_DEPTH) + end
+    yield '  ],\n  "tables": {'
     for i, (name, table) in enumerate(tables.items()):
-        parts.append('\n    %s: ' % compact(name) if i == 0 else ',\n    %s: ' % compact(name))
-        parts.extend(table.to_json_parts(4))
-    parts.append("\n  }\n}\n" if tables else "}\n}\n")
-    return parts
+        yield '\n    %s: ' % compact(name) if i == 0 else ',\n    %s: ' % compact(name)
+        yield from table.to_json_parts(4)
+    yield "\n  }\n}\n" if tables else "}\n}\n"
 
 
 def expand(doc):
