@@ -296,3 +296,25 @@ def test_a_lone_surrogate_in_a_schema_2_input_is_cleaned_for_its_host_only(tmp_p
     assert by["db1"]["facts"]["binds"][0]["comm"] == "post\ufffdgres"
     assert by["web1"]["facts"]["binds"][0]["comm"] == "nginx"
     render(m, "json").encode("utf-8")
+
+
+@pytest.mark.parametrize("inputs", ["facts", "report.json"])
+def test_columns_of_nearly_distinct_values_go_plain_with_the_same_report(tmp_path, monkeypatch, inputs):
+    # a field with a new value in most records (a timestamp per record) is kept as its values come,
+    # without an index: the same records, the same pages
+    from bindreport import columns
+    fleet = rf.fleet()
+    if inputs == "facts":
+        def hosts():
+            return fleet
+    else:
+        def hosts():
+            return load_results([FLEET1, SLICE1])
+    normal = build_report(hosts(), generated=WHEN)
+    monkeypatch.setattr(columns, "PLAIN_VALUES", 0)
+    m = build_report(hosts(), generated=WHEN)
+    assert any(c.plain for t in m.tables.values() for c in t.columns)
+    assert plain(loads(render(m, "json"))) == plain(loads(render(normal, "json")))
+    assert [render(m, f) for f in ("md", "html", "junit")] == [render(normal, f) for f in ("md", "html", "junit")]
+    again = build_report(read_results(render(m, "json"), "r.json"), generated=WHEN)
+    assert plain(loads(render(again, "json"))) == plain(loads(render(normal, "json")))

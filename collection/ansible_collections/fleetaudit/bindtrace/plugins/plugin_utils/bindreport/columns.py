@@ -24,6 +24,7 @@ from array import array
 from .sanitize import clean_walk
 
 ABSENT = 0xFFFFFFFF     # the code of a record that has no such key
+PLAIN_VALUES = 50000    # distinct values a column may hold before, if most records bring a new one, it goes plain
 _NONE = type(None)
 _DIRECT = ({str, _NONE}, {int, _NONE})   # columns whose values are their own keys
 _JSON_TYPES = (str, int, float, bool, _NONE, dict, list, tuple)
@@ -122,9 +123,21 @@ def _positions(items, value):
         return out
 
 
+def _check_all(values):
+    """_check of every value; a list of plain texts at C speed."""
+    if set(map(type, values)) <= {str}:
+        try:
+            "".join(values).encode("utf-8")
+            return
+        except UnicodeEncodeError:
+            pass
+    for value in values:
+        _check(value)
+
+
 class Column(object):
     """One field: distinct values, their keys, and a code per record."""
-    __slots__ = ("name", "values", "_keys", "_index", "codes", "dicts", "numeric")
+    __slots__ = ("name", "values", "_keys", "_index", "codes", "dicts", "numeric", "plain")
 
     def __init__(self, name, rows=0):
         self.name = name
@@ -132,6 +145,13 @@ class Column(object):
         self.codes = array("I", [ABSENT]) * rows
         self.dicts = False    # keys made by _dict_key (a column of mappings)
         self.numeric = set()  # numeric types in its mappings' values (dicts: at most one)
+        self.plain = False    # values nearly all distinct: kept as they come, no index (go_plain)
+
+    def go_plain(self):
+        """Stop looking values up: a field whose values are nearly all
+        distinct (a timestamp per record) costs an index entry per value and
+        saves nothing; from now on each new record's value is appended."""
+        self.plain, self._keys, self._index = True, None, None
 
     # a column read from report.json makes its keys only if another column
     # copies from it, and its index only if records are added to it
@@ -181,6 +201,11 @@ class Column(object):
 
     def encode(self, col):
         """Codes of the values in col (a sequence), new values added."""
+        if self.plain:
+            start = len(self.values)
+            _check_all(col)
+            self.values.extend(col)
+            return list(range(start, len(self.values)))
         types = set(map(type, col))
         if types <= _DIRECT[0] or types <= _DIRECT[1]:
             keys = col
@@ -207,6 +232,20 @@ class Column(object):
         """[code here for each code of other], other's values added (an array)."""
         if not other.values:
             return array("I")
+        if self.plain:
+            start = len(self.values)
+            try:
+                _check_all(other.values)
+                self.values.extend(other.values)
+            except Unencodable:   # a lone surrogate: cleaned, as below
+                for value in other.values:
+                    try:
+                        _check(value)
+                    except Unencodable:
+                        value = clean_walk(value)
+                        _check(value)
+                    self.values.append(value)
+            return array("I", range(start, len(self.values)))
         if _all_dicts(other.values) and (self.dicts or not self.values):
             self._use_dict_keys(_numeric(other.values))
         elif self.dicts:
@@ -264,11 +303,16 @@ class Table(object):
         mark = self._mark()
         try:
             if isinstance(records, Records):
-                return self._add_records(records)
-            return self._add_dicts(records)
+                added = self._add_records(records)
+            else:
+                added = self._add_dicts(records)
         except BaseException:
             self._rollback(mark)
             raise
+        for col in self.columns:
+            if not col.plain and len(col.values) > PLAIN_VALUES and 2 * len(col.values) > self.rows:
+                col.go_plain()
+        return added
 
     def _add_dicts(self, records):
         start, n = self.rows, len(records)
@@ -371,8 +415,9 @@ class Table(object):
             new[ABSENT] = ABSENT
             col.codes = array("I", map(new.__getitem__, col.codes))
             col.values = [col.values[c] for c in firsts]
-            col.keys = [col.keys[c] for c in firsts]
-            col.index = dict(zip(col.keys, range(len(firsts))))
+            if not col.plain:
+                col.keys = [col.keys[c] for c in firsts]
+                col.index = dict(zip(col.keys, range(len(firsts))))
         self.derived.clear()
         self.dirty, self.in_order, self.last = False, True, None
         self.consumed = {}
@@ -401,6 +446,9 @@ class Table(object):
         del self.columns[ncols:]
         for col, n in zip(self.columns, nvalues):
             del col.codes[rows:]
+            if col.plain:
+                del col.values[n:]
+                continue
             for key in col.keys[n:]:
                 del col.index[key]
             del col.values[n:], col.keys[n:]

@@ -184,7 +184,7 @@ def _picked_rows(sub, full, placed):
             return None
         return list(map((placed.start - full.start).__add__, sub.rows))
     if isinstance(sub, Records) or isinstance(full, Records):
-        sub, full = list(sub), list(full)
+        return None   # a report.json input that kept them apart: they are not copies
     rows, j, n = [], 0, len(full)
     for item in sub:
         while j < n and full[j] != item:
