@@ -6,6 +6,7 @@ saves). Where that cannot work (no pipelining, async, module_defaults) the
 module itself launches, the same way."""
 from __future__ import annotations
 
+from ansible.errors import AnsibleConnectionFailure
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.errors import UnsupportedError
 from ansible.module_utils.parsing.convert_bool import boolean
@@ -43,7 +44,14 @@ class ActionModule(ActionBase):
         options = dict(checked.validated_parameters)
         options.pop("detach")
         cmd = launch_command(self._interpreter(task_vars), self._connection._shell.quote)
-        out = self._low_level_execute_command(cmd, sudoable=True, in_data=launch_input(options))
+        try:
+            out = self._low_level_execute_command(cmd, sudoable=True,
+                                                  in_data=launch_input(options))
+        except AnsibleConnectionFailure:
+            # writing the input can break the pipe before ssh says why ("Broken pipe"):
+            # one command without input fails with ssh's own reason (refused, timed out)
+            self._low_level_execute_command("true", sudoable=False)
+            raise
         result.update(changed=False)
         result.update(parse_launch(out.get("rc"), out.get("stdout"), out.get("stderr")))
         return result
