@@ -27,8 +27,7 @@ import os
 import sys
 
 from .gcpause import gc_paused
-from .jsontext import expand
-from .model import READ_SCHEMAS, REPORT_KIND, BindReportError, classify_result
+from .model import REPORT_KIND, BindReportError, classify_result, expand_checked
 
 SALT_CALL_ID = "local"
 NO_RETURN = "Minion did not return"
@@ -89,14 +88,8 @@ def salt_result(value):
 def report_hosts(doc, source):
     """A previous report.json (schema 1 or 2) -> its hosts, as build_report
     takes them (schema 2: their records are Records of the file's tables)."""
-    if doc.get("schema") not in READ_SCHEMAS:
-        raise BindReportError("%s has report schema %r, this version reads schemas 1 and 2"
-                              % (source, doc.get("schema")))
-    try:
-        expand(doc)
-    except ValueError as e:
-        raise BindReportError("%s is not a usable report.json (%s): give a report.json as bindtrace "
-                              "wrote it" % (source, e))
+    expand_checked(doc, source, "", "%s is not a usable report.json" % source,
+                   ": give a report.json as bindtrace wrote it")
     hosts = {}
     for h in doc.get("hosts") or []:
         if isinstance(h, dict) and "name" in h:

@@ -258,6 +258,19 @@ def _host_entry(name, raw, tables):
     }
 
 
+def expand_checked(doc, source, schema_fix, unusable, unusable_fix):
+    """A report.json's tables expanded in place (jsontext.expand), once its
+    schema is one this version reads; else one BindReportError: "<source> has
+    report schema X..." + schema_fix, or "<unusable> (<fault>)" + unusable_fix."""
+    if doc.get("schema") not in READ_SCHEMAS:
+        raise BindReportError("%s has report schema %r, this version reads schemas 1 and 2%s"
+                              % (source, doc.get("schema"), schema_fix))
+    try:
+        expand(doc)
+    except ValueError as e:
+        raise BindReportError("%s (%s)%s" % (unusable, e, unusable_fix))
+
+
 def load_baseline(path):
     """A previous report.json, checked enough to compute drift from."""
     try:
@@ -271,15 +284,9 @@ def load_baseline(path):
                               "of an earlier run" % (path, e))
     if not isinstance(data, dict) or data.get("kind") != REPORT_KIND:
         raise BindReportError("baseline %s is not a bindtrace fleet report.json" % path)
-    if data.get("schema") not in READ_SCHEMAS:
-        raise BindReportError("baseline %s has report schema %r, this version reads schemas 1 and 2: "
-                              "use a baseline written by this version or an earlier one"
-                              % (path, data.get("schema")))
-    try:
-        expand(data)
-    except ValueError as e:
-        raise BindReportError("baseline %s is not a usable report (%s): give the report.json of "
-                              "an earlier run" % (path, e))
+    expand_checked(data, "baseline %s" % path, ": use a baseline written by this version or an "
+                   "earlier one", "baseline %s is not a usable report" % path,
+                   ": give the report.json of an earlier run")
     problem = baseline_problem(data)
     if problem:
         raise BindReportError("baseline %s is not a usable report (%s): give the report.json of "
