@@ -490,14 +490,11 @@ ansible_facts:
           sample: {"rules": 2}
 """
 
-import traceback
-
 from ansible.module_utils.basic import AnsibleModule
 
 try:
-    from ansible_collections.fleetaudit.bindtrace.plugins.module_utils.bindtrace import BindtraceError
     from ansible_collections.fleetaudit.bindtrace.plugins.module_utils.bindtrace.facts import (
-        SignalStop, launch_detached, module_result, prepare)
+        SignalStop, failure_of, launch_detached, module_result, prepare)
     from ansible_collections.fleetaudit.bindtrace.plugins.module_utils.bindtrace.hangup import (
         HangupStop)
     IMPORT_ERROR = None
@@ -540,11 +537,8 @@ def main():
         plan = prepare(**options)   # every bad argument fails here, before anything loads
         if detach:   # returns at once; trace_bind_collect reads the result
             module.exit_json(changed=False, bindtrace_job=launch_detached(plan))
-    except BindtraceError as exc:
-        module.fail_json(msg=str(exc))
-    except Exception as exc:  # a bug, not a user error: say so, trace only in -vvv
-        module.fail_json(msg="internal error in trace_bind: %s: %s; please report it"
-                             % (type(exc).__name__, exc), exception=traceback.format_exc())
+    except Exception as exc:   # a BindtraceError names cause and fix; anything else is a bug
+        module.fail_json(**failure_of(exc))
     # the window also ends when the controller hangs up (task timeout, dropped
     # SSH): nobody would read the result, and the tracer must not stay loaded
     result = module_result(plan, should_stop=HangupStop(SignalStop()))

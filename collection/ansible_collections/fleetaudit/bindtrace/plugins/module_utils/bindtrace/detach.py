@@ -183,11 +183,8 @@ def bootstrap_main(options, library):
         plan = facts.prepare(**options)
         job = facts.launch_detached(plan, library=library)
         result = {"changed": False, "bindtrace_job": job}
-    except BindtraceError as exc:
-        result = {"failed": True, "msg": str(exc)}
-    except Exception as exc:   # a bug, not a user error
-        result = {"failed": True, "msg": "internal error in trace_bind: %s: %s; please report "
-                                         "it" % (type(exc).__name__, exc)}
+    except Exception as exc:
+        result = facts.failure_of(exc)
     if result.get("failed"):
         remove_library(library)
     sys.stdout.write(json.dumps(result) + "\n")

@@ -153,18 +153,24 @@ def trace(plan, should_stop=None):
     return facts
 
 
+def failure_of(exc):
+    """A front-end's failed result for an exception: a BindtraceError's own
+    message (cause and fix), or an internal error (a bug: say so, trace in -vvv)."""
+    if isinstance(exc, BindtraceError):
+        return {"failed": True, "msg": str(exc)}
+    return {"failed": True, "exception": traceback.format_exc(),
+            "msg": "internal error in trace_bind: %s: %s; please report it"
+                   % (type(exc).__name__, exc)}
+
+
 def module_result(plan, should_stop=None):
     """A front-end's whole result for one window, as the Ansible module returns
     it (run in the module, or in a detached process whose result is collected
     later: detach.py): facts, or failed + msg naming the cause."""
     try:
         facts = trace(plan, should_stop)
-    except BindtraceError as exc:
-        return {"failed": True, "msg": str(exc)}
-    except Exception as exc:  # a bug, not a user error: say so, trace only in -vvv
-        return {"failed": True, "exception": traceback.format_exc(),
-                "msg": "internal error in trace_bind: %s: %s; please report it"
-                       % (type(exc).__name__, exc)}
+    except Exception as exc:
+        return failure_of(exc)
     result = {"changed": False, "ansible_facts": {"bind_trace": facts}}
     failure = unexpected_failure(facts, plan.fail_on_unexpected)
     if failure:
