@@ -90,6 +90,136 @@ def test_every_rung_offered_gives_the_exact_record(rung):
     assert stats["lost"] == 0
 
 
+
+
+def uring_work():
+    """Three binds through io_uring, never through bind(2) (TCP v4 port 0, UDP
+    v6 port 0, TCP v4 on the first one's port: EADDRINUSE), then one bind(2)
+    as the control every rung sees. Returns (io_uring results, ports)."""
+    from uring import uring_bind
+    a = socket.socket()
+    b = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    c = socket.socket()
+    d = socket.socket()
+    try:
+        res = [uring_bind(a, ("127.0.0.1", 0)), uring_bind(b, ("::1", 0))]
+        res.append(uring_bind(c, ("127.0.0.1", a.getsockname()[1])))
+        d.bind(("127.0.0.1", 0))
+        return res, [s.getsockname()[1] for s in (a, b, d)]
+    finally:
+        for s in (a, b, c, d):
+            s.close()
+
+
+@pytest.mark.parametrize("rung", RUNGS)
+def test_io_uring_binds_are_seen_by_fexit_and_only_by_it(rung):
+    """IORING_OP_BIND (Linux 6.11+) reaches inet_bind/inet6_bind without the
+    bind(2) syscall: fexit records those binds exactly, the syscall rungs
+    (kretprobe, tracepoint) see only the bind(2) control (what the facts' "sees"
+    says of each rung)."""
+    from uring import Unavailable, uring_bind
+    if offered(rung) is not None:
+        pytest.skip("this kernel does not offer %s: %s" % (rung, offered(rung)))
+    try:
+        with socket.socket() as probe:
+            uring_bind(probe, ("127.0.0.1", 0))
+    except Unavailable as exc:
+        pytest.skip(str(exc))
+    want = 4 if rung == "fexit" else 1
+    (res, ports), events, stats = trace_around(
+        make_config(pid=ME, ignore_errors=False, hook=rung), uring_work,
+        until=lambda _r, evs: len(evs) >= want)
+    assert res == [0, 0, -98]   # EADDRINUSE, as bind(2) would fail
+    comm = open("/proc/self/comm").read().strip()[:15]
+    netns = os.stat("/proc/self/ns/net").st_ino
+    mntns = os.stat("/proc/self/ns/mnt").st_ino
+    cg = events[0]["cgroup_id"] if events else None
+    control = ("TCP", 4, "127.0.0.1", ports[2], "127.0.0.1", 0, ".....", None, ME, 0, comm, 0,
+               netns, mntns, cg)
+    if rung == "fexit":
+        assert [fields(e) for e in events] == [
+            ("TCP", 4, "127.0.0.1", ports[0], "127.0.0.1", 0, ".....", None, ME, 0, comm, 0,
+             netns, mntns, cg),
+            ("UDP", 6, "::1", ports[1], "::1", 0, ".....", None, ME, 0, comm, 0, netns, mntns,
+             cg),
+            ("TCP", 4, "0.0.0.0", 0, "127.0.0.1", ports[0], ".....", "EADDRINUSE", ME, 0, comm, 0,
+             netns, mntns, cg),
+            control]
+    else:
+        assert [fields(e) for e in events] == [control]
+    assert stats["lost"] == 0
+
+
+@pytest.mark.parametrize("rung", RUNGS)
+def test_io_uring_listens_are_seen_by_fexit_and_only_by_it(rung):
+    """IORING_OP_LISTEN reaches inet_listen without listen(2): fexit counts
+    that listener with its exact backlog, the syscall rungs only the listen(2)
+    control."""
+    from uring import Unavailable, uring_listen
+    if offered(rung) is not None:
+        pytest.skip("this kernel does not offer %s: %s" % (rung, offered(rung)))
+    a, b = socket.socket(), socket.socket()
+    try:
+        a.bind(("127.0.0.1", 0))
+        b.bind(("127.0.0.1", 0))
+        with Tracer(make_config(pid=ME, hook=rung)) as tracer:
+            try:
+                res = uring_listen(a, 5)
+            except Unavailable as exc:
+                pytest.skip(str(exc))
+            b.listen(3)
+            tracer.stop()
+            listens = tracer.listens()
+        assert res == 0
+        got = sorted((l["port"], l["backlog"], l["count"], l["pid"], l["addr"])
+                     for l in listens)
+        control = (b.getsockname()[1], 3, 1, ME, "127.0.0.1")
+        if rung == "fexit":
+            assert got == sorted([(a.getsockname()[1], 5, 1, ME, "127.0.0.1"), control])
+        else:
+            assert got == [control]
+    finally:
+        a.close()
+        b.close()
+
+# thread names around the fast build's 8-byte word boundaries of task->comm;
+# the last is cut to 15 characters by the kernel
+COMM_NAMES = ["a", "seven77", "eight888", "nine99999", "fifteen15fiftee", "sixteen16sixteen-more"]
+
+
+def named_binds():
+    """One UDP bind to 127.0.0.1:0 from a thread of each name (PR_SET_NAME)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    ports = {}
+
+    def bind_as(name):
+        assert libc.prctl(15, name.encode(), 0, 0, 0) == 0   # PR_SET_NAME
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        ports[s.getsockname()[1]] = open("/proc/thread-self/comm").read().rstrip("\n")
+        s.close()
+    for name in COMM_NAMES:
+        t = threading.Thread(target=bind_as, args=(name,))
+        t.start()
+        t.join()
+    return ports
+
+
+@pytest.mark.parametrize("build", ["fast", "compat"])
+@pytest.mark.parametrize("rung", RUNGS)
+def test_comm_exact_at_every_length_from_every_rung_and_build(rung, build, monkeypatch):
+    """comm as the kernel keeps it (what /proc/thread-self/comm says), whatever
+    its length: the fast build reads it as two words and cuts at the first NUL."""
+    if offered(rung) is not None:
+        pytest.skip("this kernel does not offer %s: %s" % (rung, offered(rung)))
+    if build == "compat":
+        monkeypatch.setenv("BINDTRACE_CORE_PROGRAM", "compat")
+    ports, events, _ = trace_around(make_config(pid=ME, hook=rung), named_binds,
+                                    until=lambda r, evs: len(evs) >= len(r))
+    assert sorted(ports.values()) == sorted(n[:15] for n in COMM_NAMES)
+    assert sorted((e["port"], e["comm"]) for e in events) == sorted(ports.items())
+
 def test_auto_takes_the_cheapest_rung_offered_and_the_facts_say_why():
     first = next(r for r in RUNGS if offered(r) is None)
     facts = collect_facts(duration=0.2, pid=ME, listeners=False)

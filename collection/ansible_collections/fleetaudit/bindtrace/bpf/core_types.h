@@ -32,6 +32,14 @@ struct ns_common { unsigned int inum; };
 struct net { struct ns_common ns; };
 typedef struct { struct net *net; } possible_net_t;
 struct in6_addr { union { __u8 u6_addr8[16]; __u32 u6_addr32[4]; } in6_u; };
+struct in_addr { __be32 s_addr; };
+/* the request as the kernel copied it (fexit reads it through a typed view) */
+struct sockaddr_in { unsigned short sin_family; __be16 sin_port; struct in_addr sin_addr; };
+struct sockaddr_in6 {
+	unsigned short sin6_family;
+	__be16 sin6_port;
+	struct in6_addr sin6_addr;
+};
 
 struct sock_common {
 	__be32 skc_rcv_saddr;
