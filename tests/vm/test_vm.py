@@ -15,7 +15,7 @@ import sys
 import pytest
 
 import vmlib
-from vmlib import ARM_IMAGE, K61, K61_ARM, K612, X86_IMAGE
+from vmlib import ARM_IMAGE, K61, K61_ARM, K612, K612_ARM, X86_IMAGE
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = vmlib.ROOT
@@ -97,6 +97,8 @@ GUESTS = [
     ("x86_64-6.1-la57", "x86_64", K61, X86_IMAGE, "max", [BCC_RUN], 5, {}),
     ("aarch64-6.1", "aarch64", K61_ARM, ARM_IMAGE, "max,pauth-impdef=on",
      core_runs(ARM61_REFUSES), None, ARM61_REFUSES),
+    # every rung on arm64, and the fast build (bpf_rdonly_cast: 6.2+) there
+    ("aarch64-6.12", "aarch64", K612_ARM, ARM_IMAGE, "max,pauth-impdef=on", core_runs(), None, {}),
 ]
 
 
@@ -236,14 +238,30 @@ def test_guest_boots_the_expected_kernel(guest_name, guest_results):
         assert "error" not in got, got["error"]
         for key, want in run["expect"].items():
             assert got[key] == want, (run["rung"], got)
-    # every rung pinned alone: the offered ones load as themselves, the refused
-    # ones give the one clear message
+        if got["backend"] == "core":
+            assert build_of(got) == expected_build(kernel), (run["rung"], got)
+    # every rung pinned alone: the offered ones load as themselves (in the build
+    # this kernel can verify: a fast build the verifier refused would fall back
+    # to compat, silently but for this check), the refused ones give the one
+    # clear message
     for name in (rung_names() if runs[0]["rung"] == "auto" else []):
         got = facts["pinned:" + name]
         if name in refused:
             assert refused[name] in got.get("error", ""), (name, got)
         else:
             assert (got.get("error"), got.get("hook")) == (None, name), (name, got)
+            assert build_of(got) == expected_build(kernel), (name, got)
+
+
+def build_of(facts):
+    """The build of the program the tracer loaded: NAME (fast) or NAME_compat."""
+    return "compat" if facts["program"].endswith("_compat") else "fast"
+
+
+def expected_build(kernel):
+    """fast where the kernel has bpf_rdonly_cast (6.2+), compat before."""
+    major, minor = (int(x) for x in kernel.release.split(".")[:2])
+    return "fast" if (major, minor) >= (6, 2) else "compat"
 
 
 def test_case(guest_case, guest_results):
@@ -264,17 +282,23 @@ def test_case(guest_case, guest_results):
 VOLATILE = ("timestamp", "pid", "tid", "ppid", "netns", "mntns", "cgroup_id", "port")
 
 
-def test_arm64_reports_the_same_fields_as_x86_64(guest_results):
-    """The same binds (tests/kernel/bind_workload.py) on arm64 and on x86_64 6.1:
-    the same fields with the same values, except what differs per boot."""
+@pytest.mark.parametrize("release", ["6.1", "6.12"])
+def test_arm64_reports_the_same_fields_as_x86_64(guest_results, release):
+    """The same binds (tests/kernel/bind_workload.py) on arm64 and on x86_64 of
+    one kernel release, per rung both offer (6.1: the compat build; 6.12: the
+    fast build, fexit included): the same fields with the same values, except
+    what differs per boot."""
+    arm_name, x86_name = "aarch64-" + release, "x86_64-" + release
     names = [g[0] for g in selected()]
-    if "aarch64-6.1" not in names or "x86_64-6.1" not in names:
-        pytest.skip("needs both the x86_64-6.1 and aarch64-6.1 guests (BINDTRACE_VM_GUESTS)")
+    if arm_name not in names or x86_name not in names:
+        pytest.skip("needs both the %s and %s guests (BINDTRACE_VM_GUESTS)" % (x86_name, arm_name))
     if not has_object("aarch64"):
         pytest.xfail("no bindtrace BPF object for aarch64 embedded yet (issue 14)")
-    arm, x86 = guest_results("aarch64-6.1"), guest_results("x86_64-6.1")
+    arm, x86 = guest_results(arm_name), guest_results(x86_name)
     both = sorted(set(arm["records"]) & set(x86["records"]))
     assert "auto" in both and "tracepoint" in both, both
+    if release == "6.12":
+        assert "kprobe" in both, both   # and auto is fexit on both
     for rung in both:
         a, x = arm["records"].get(rung), x86["records"].get(rung)
         assert a and x and a["events"] and x["events"], (rung, a, x)

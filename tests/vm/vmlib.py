@@ -212,8 +212,9 @@ class Kernel(object):
 K61 = Kernel("x86_64", "linux-image-cloud-amd64", "linux-headers-cloud-amd64")
 K612 = Kernel("x86_64", "linux-image-6.12-cloud-amd64")
 K61_ARM = Kernel("aarch64", "linux-image-arm64")
+K612_ARM = Kernel("aarch64", "linux-image-6.12-cloud-arm64")
 X86_IMAGE = [K61, K612]
-ARM_IMAGE = [K61_ARM]
+ARM_IMAGE = [K61_ARM, K612_ARM]
 
 
 # ---------------------------------------------------------------- root filesystem
