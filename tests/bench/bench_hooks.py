@@ -11,7 +11,9 @@
     127.0.0.1:0 again and again, each bind succeeds) and failed ones ("einval":
     an already bound socket bound again), which take different paths through
     the program (a failed bind's requested address is read from the caller's
-    memory; a successful TCP/UDP bind's from the socket).
+    memory; a successful TCP/UDP bind's from the socket); and failed binds
+    again with the default configuration (ignore_errors true: the program
+    drops them before any read, so they should cost the floor alone).
 
 Cost is the generator's own CPU time (getrusage: includes the BPF programs run
 inside its syscalls) per call, side by side: each round runs every
@@ -65,14 +67,14 @@ def floor_object(machine=None):
         return f.read()
 
 
-def load(rung, blob=None):
+def load(rung, blob=None, ignore_errors=False):
     """A summary-mode tracer on this rung (every bind takes the full path:
     ignore_errors false, no filter), from the committed object or blob."""
     original = bpf_object.object_bytes
     if blob is not None:
         bpf_object.object_bytes = lambda arch=None: blob
     try:
-        return CoreBackend(make_config(mode="summary", ignore_errors=False, hook=rung))
+        return CoreBackend(make_config(mode="summary", ignore_errors=ignore_errors, hook=rung))
     finally:
         bpf_object.object_bytes = original
 
@@ -91,9 +93,10 @@ def offered_rungs():
 
 def run(config, blobs, kind, calls, port, threads=2):
     """CPU ns per call of one storm under one configuration ("none",
-    "<rung>" or "<rung>/floor")."""
+    "<rung>", "<rung>/floor", or "<rung>/default": ignore_errors true)."""
     rung, _, variant = config.partition("/")
-    backend = None if rung == "none" else load(rung, blobs.get(variant))
+    backend = None if rung == "none" else load(rung, blobs.get(variant),
+                                               ignore_errors=variant == "default")
     try:
         storm = Storm(threads, calls, port, mode=kind)
         storm.go()
@@ -130,7 +133,8 @@ def measure(rounds=5, binds=200000, getppids=2000000, only=None, threads=2, max_
     blobs = {"floor": floor_object()}
     port = free_port()
     bind_configs = ["none"] + [c for r in usable for c in (r + "/floor", r)]
-    configs = {"noport": bind_configs, "einval": bind_configs, "getppid": ["none"] + usable}
+    configs = {"noport": bind_configs, "einval": bind_configs + [r + "/default" for r in usable],
+               "getppid": ["none"] + usable}
     ns = {(kind, c): [] for kind in configs for c in configs[kind]}
     tries, discarded = 0, []
     while len(ns[("getppid", "none")]) < rounds and tries < (max_tries or 4 * rounds):
@@ -198,6 +202,12 @@ def summarize(usable, ns):
                 tpf = ns[(kind, tp + "/floor")]
                 e[kind]["minus_tp_floor"] = keep(kind + " minus tracepoint floor",
                                                  [full[i] - tpf[i] for i in range(len(full))])
+        # failed binds under the default configuration (errors ignored)
+        dflt, floor = ns[("einval", rung + "/default")], ns[("einval", rung + "/floor")]
+        e["einval"]["default_added"] = keep("einval default added",
+                                            rounds_of("einval", lambda b, i: dflt[i] - b))
+        e["einval"]["default_work"] = keep("einval default work",
+                                           [dflt[i] - floor[i] for i in range(len(dflt))])
         calls = ns[("getppid", rung)]
         e["getppid_ratio"] = keep("getppid ratio", rounds_of("getppid", lambda b, i: calls[i] / b))
         e["getppid_added"] = keep("getppid added", rounds_of("getppid", lambda b, i: calls[i] - b))
@@ -222,7 +232,8 @@ def report(rungs, s):
     rows = []
     for rung, why in rungs:
         if why is not None:
-            rows.append((rung, "-", "-", "-", "-", "not offered here: " + why.split(": ", 1)[-1][:80]))
+            rows.append((rung, "-", "-", "-", "-", "-",
+                         "not offered here: " + why.split(": ", 1)[-1][:80]))
             continue
         e = s[rung]
         vs = "-"
@@ -231,12 +242,13 @@ def report(rungs, s):
                             for k in ("noport", "einval"))
         rows.append((rung, " / ".join(spread(e, k + " added") for k in ("noport", "einval")),
                      " / ".join(spread(e, k + " floor") for k in ("noport", "einval")),
-                     " / ".join(spread(e, k + " work") for k in ("noport", "einval")), vs,
+                     " / ".join(spread(e, k + " work") for k in ("noport", "einval")),
+                     spread(e, "einval default work"), vs,
                      "%s (%s ns)" % (spread(e, "getppid ratio", "%.3f"),
                                      num("%+.0f", e["getppid_added"]))))
     n = s["none"]
     return table(("HOOK", "ADDED ns/bind ok / fail", "FLOOR ns ok / fail", "WORK ns ok / fail",
-                  "ADDED - TRACEPOINT FLOOR ns", "GETPPID vs UNTRACED"), rows) + (
+                  "WORK ns fail, errors ignored", "ADDED - TRACEPOINT FLOOR ns", "GETPPID vs UNTRACED"), rows) + (
         "\nmedian [25th..75th percentile] over %d interleaved rounds (%d more discarded: another "
         "process had a syscall tracepoint); untraced CPU per call: "
         "bind ok %.0f ns, bind fail %.0f ns, getppid %.0f ns" % (

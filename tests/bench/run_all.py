@@ -298,6 +298,14 @@ def hook_rows(rungs, s, where, unit="ns"):
                              k["added"], unit, k["floor"], k["work"],
                              spread(e, kind + " work", "%.0f")),
                          ratio, goal, met))
+        # the default configuration drops a failed bind before reading anything
+        k = e["einval"]
+        rows.append(("hook %s%s: added CPU per failed bind, errors ignored (default)" % (
+            rung, where), "%.0f %s = floor %.0f + work %.0f %s" % (
+                k["default_added"], unit, k["floor"], k["default_work"],
+                spread(e, "einval default work", "%.0f")), "-",
+            "work <= 150 ns" if rung == "tracepoint" and unit == "ns" else "-",
+            k["default_work"] <= 150 if rung == "tracepoint" and unit == "ns" else None))
     return rows
 
 
