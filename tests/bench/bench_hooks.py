@@ -68,8 +68,8 @@ def floor_object(machine=None):
 
 
 def load(rung, blob=None, ignore_errors=False):
-    """A summary-mode tracer on this rung (every bind takes the full path:
-    ignore_errors false, no filter), from the committed object or blob."""
+    """A summary-mode tracer on this rung, from the committed object or blob;
+    no filter, and by default ignore_errors false (every bind takes the full path)."""
     original = bpf_object.object_bytes
     if blob is not None:
         bpf_object.object_bytes = lambda arch=None: blob

@@ -284,30 +284,25 @@ def hook_rows(rungs, s, where, unit="ns"):
                                                spread(e, "getppid added", "%+.0f")),
                      "%.3fx untraced %s" % (e["getppid_ratio"], spread(e, "getppid ratio", "%.3f")),
                      target, e["getppid_ratio"] <= 1.02 if rung != "tracepoint" else None))
-        for kind, what in (("noport", "successful"), ("einval", "failed")):
+        # the default configuration (errors ignored) drops a failed bind before reading anything
+        for kind, what, part in (("noport", "successful", ""), ("einval", "failed", ""),
+                                 ("einval", "failed", "default_")):
             k = e[kind]
             met, ratio, goal = None, "-", "-"
             if rung == "tracepoint" and unit == "ns":
-                met, goal = k["work"] <= 150, "work <= 150 ns"
-            elif "minus_tp_floor" in k:
+                met, goal = k[part + "work"] <= 150, "work <= 150 ns"
+            elif "minus_tp_floor" in k and not part:
                 # the whole rung against the tracepoint's hook alone, per round
                 met, goal = k["minus_tp_floor"] < 0, "whole cost < tracepoint floor"
                 ratio = "%+.0f vs tracepoint floor %.0f %s" % (
                     k["minus_tp_floor"], tp[kind]["floor"],
                     spread(e, kind + " minus tracepoint floor", "%+.0f"))
-            rows.append(("hook %s%s: added CPU per %s bind" % (rung, where, what),
-                         "%.0f %s = floor %.0f + work %.0f %s" % (
-                             k["added"], unit, k["floor"], k["work"],
-                             spread(e, kind + " work", "%.0f")),
-                         ratio, goal, met))
-        # the default configuration drops a failed bind before reading anything
-        k = e["einval"]
-        rows.append(("hook %s%s: added CPU per failed bind, errors ignored (default)" % (
-            rung, where), "%.0f %s = floor %.0f + work %.0f %s" % (
-                k["default_added"], unit, k["floor"], k["default_work"],
-                spread(e, "einval default work", "%.0f")), "-",
-            "work <= 150 ns" if rung == "tracepoint" and unit == "ns" else "-",
-            k["default_work"] <= 150 if rung == "tracepoint" and unit == "ns" else None))
+            rows.append(("hook %s%s: added CPU per %s bind%s" % (
+                rung, where, what, ", errors ignored (default)" if part else ""),
+                "%.0f %s = floor %.0f + work %.0f %s" % (
+                    k[part + "added"], unit, k["floor"], k[part + "work"],
+                    spread(e, kind + (" default" if part else "") + " work", "%.0f")),
+                ratio, goal, met))
     return rows
 
 

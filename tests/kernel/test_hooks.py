@@ -34,6 +34,11 @@ def offered(rung):
     return _offered[rung]
 
 
+def skip_unless_offered(rung):
+    if offered(rung) is not None:
+        pytest.skip("this kernel does not offer %s: %s" % (rung, offered(rung)))
+
+
 def work():
     """Four binds with distinct fields; returns what the kernel gave each."""
     out, socks = [], []
@@ -69,8 +74,7 @@ def fields(ev):
 
 @pytest.mark.parametrize("rung", RUNGS)
 def test_every_rung_offered_gives_the_exact_record(rung):
-    if offered(rung) is not None:
-        pytest.skip("this kernel does not offer %s: %s" % (rung, offered(rung)))
+    skip_unless_offered(rung)
     ports, events, stats = trace_around(make_config(pid=ME, ignore_errors=False, hook=rung), work,
                                         until=lambda _r, evs: len(evs) >= 4)
     comm = open("/proc/self/comm").read().strip()[:15]
@@ -118,8 +122,7 @@ def test_io_uring_binds_are_seen_by_fexit_and_only_by_it(rung):
     (kretprobe, tracepoint) see only the bind(2) control (what the facts' "sees"
     says of each rung)."""
     from uring import Unavailable, uring_bind
-    if offered(rung) is not None:
-        pytest.skip("this kernel does not offer %s: %s" % (rung, offered(rung)))
+    skip_unless_offered(rung)
     try:
         with socket.socket() as probe:
             uring_bind(probe, ("127.0.0.1", 0))
@@ -156,8 +159,7 @@ def test_io_uring_listens_are_seen_by_fexit_and_only_by_it(rung):
     that listener with its exact backlog, the syscall rungs only the listen(2)
     control."""
     from uring import Unavailable, uring_listen
-    if offered(rung) is not None:
-        pytest.skip("this kernel does not offer %s: %s" % (rung, offered(rung)))
+    skip_unless_offered(rung)
     a, b = socket.socket(), socket.socket()
     try:
         a.bind(("127.0.0.1", 0))
@@ -211,8 +213,7 @@ def named_binds():
 def test_comm_exact_at_every_length_from_every_rung_and_build(rung, build, monkeypatch):
     """comm as the kernel keeps it (what /proc/thread-self/comm says), whatever
     its length: the fast build reads it as two words and cuts at the first NUL."""
-    if offered(rung) is not None:
-        pytest.skip("this kernel does not offer %s: %s" % (rung, offered(rung)))
+    skip_unless_offered(rung)
     if build == "compat":
         monkeypatch.setenv("BINDTRACE_CORE_PROGRAM", "compat")
     ports, events, _ = trace_around(make_config(pid=ME, hook=rung), named_binds,

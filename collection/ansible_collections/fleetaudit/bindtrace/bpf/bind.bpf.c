@@ -131,7 +131,7 @@ static __always_inline __u64 up_to_nul(__u64 w, bool *end)
 
 /* task->comm as bpf_get_current_comm gives it: up to the first NUL, zero
  * after, the last byte always NUL. Two 8-byte loads instead of a load and a
- * test per byte (a third of a bind's program work on the fexit rung). */
+ * test per byte (29 of 525 instructions per bind on fexit, for a 9-byte name). */
 static __always_inline void copy_comm(char *dst, const char *src)
 {
 	const __u64 *s = (const __u64 *)src;
